@@ -1,0 +1,1 @@
+"""The ``liveml`` command line: a thin layer over the Python API."""

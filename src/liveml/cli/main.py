@@ -1,0 +1,86 @@
+"""Entry point: the Typer app, global options, and the one place errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from liveml import __version__
+from liveml.cli import aliases, models, predict, serve
+from liveml.cli.render import error_console
+from liveml.errors import Invalid, LivemlError
+from liveml.settings import Settings
+
+#: exit codes: 0 success, 1 the operation failed (not found, conflict, unavailable, corrupted), 2 bad input
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="liveml",
+    help="Make a trained model live: register versions, move aliases, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"liveml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Data home (default ./.liveml or $LIVEML_HOME).", show_default=False),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """liveml: a self-hosted, versioned, monitored prediction service for trained models."""
+    ctx.obj = Settings(home=home) if home is not None else Settings()
+
+
+models.register(app)
+app.add_typer(aliases.alias_app, name="alias")
+app.command("rollback")(aliases.rollback)
+app.command("predict")(predict.predict)
+app.command("serve")(serve.serve)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every expected failure is one line on stderr and an exit code, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="liveml", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        error_console().print("aborted")
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument, bad value
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            error_console().print(f"error: {exc}")
+        sys.exit(EXIT_BAD_INPUT)
+    except LivemlError as exc:
+        error_console().print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        sys.exit(EXIT_BAD_INPUT if isinstance(exc, Invalid) else EXIT_FAILURE)
+    except KeyboardInterrupt:
+        error_console().print("interrupted")
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,123 @@
+"""The one settings object: LIVEML_* environment variables and an optional liveml.toml.
+
+Nothing else in liveml reads the environment; build a ``Settings`` once and pass it down.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers); still record something honest
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    """Where liveml keeps its state and how it reaches it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LIVEML_", toml_file="liveml.toml", extra="ignore", populate_by_name=True
+    )
+
+    home: Path = Field(
+        default=Path(".liveml"),
+        description="Data home: the SQLite registry, artifacts and caches live here unless overridden.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the registry database; default: SQLite file <home>/registry.db.",
+    )
+    artifact_root: str | None = Field(
+        default=None,
+        description="Where artifacts are stored: a local folder or any fsspec URL (s3://bucket/prefix).",
+    )
+    artifact_storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options passed to the fsspec filesystem of artifact_root (JSON in the environment), "
+        'e.g. {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}.',
+    )
+    db_busy_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long to wait for a locked SQLite database before giving up."
+    )
+    user: str = Field(default_factory=_default_user, description="Who is recorded as pushing or moving.")
+
+    # -- serving -----------------------------------------------------------------------------
+    server_host: str = Field(default="127.0.0.1", description="Address `liveml serve` binds.")
+    server_port: int = Field(
+        default=8000,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices(
+            "LIVEML_SERVER_PORT", "AIP_HTTP_PORT", "SAGEMAKER_BIND_TO_PORT", "server_port"
+        ),
+        description="Port `liveml serve` binds; Vertex AI's AIP_HTTP_PORT and SageMaker's SAGEMAKER_BIND_TO_PORT count too.",
+    )
+    serve_models: list[str] | None = Field(
+        default=None, description="References to serve (e.g. churn, fraud@staging); default: every model."
+    )
+    default_model: str | None = Field(
+        default=None,
+        description="The model single-model contracts answer for (SageMaker /invocations, Vertex AI).",
+    )
+    alias_poll_s: float = Field(
+        default=1.0, ge=0, description="How often the server checks for alias moves (0: never)."
+    )
+    max_request_rows: int = Field(default=10_000, ge=1, description="Rows allowed in one prediction request.")
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+    lazy_load: bool = Field(default=False, description="Load models on first request instead of at start.")
+    model_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LIVEML_MODEL_DIR", "model_dir"),
+        description="A folder holding one model file to serve without a registry (SageMaker's /opt/ml/model).",
+    )
+    vertex_predict_route: str | None = Field(
+        default=None, validation_alias=AliasChoices("AIP_PREDICT_ROUTE", "vertex_predict_route")
+    )
+    vertex_health_route: str | None = Field(
+        default=None, validation_alias=AliasChoices("AIP_HEALTH_ROUTE", "vertex_health_route")
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def home_path(self) -> Path:
+        return self.home.expanduser().absolute()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_path / 'registry.db'}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        return self.artifact_root or str(self.home_path / "artifacts")
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home_path / "cache"
+
+
+__all__ = ["Settings"]

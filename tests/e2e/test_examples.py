@@ -1,0 +1,58 @@
+"""The examples the README and docs point at, run as a user would run them, and the docs kept in sync."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_BLOCK = re.compile(r"<!-- example: (?P<path>[^ ]+) -->\n```[a-z]*\n(?P<code>.*?)```", re.S)
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEML_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    done = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_demo_then_the_tours(tmp_path: Path) -> None:
+    first = _run([sys.executable, str(ROOT / "examples" / "demo.py")], tmp_path)
+    assert "pushed churn:1 with alias production" in first and "predictions from churn:1" in first
+    again = _run([sys.executable, str(ROOT / "examples" / "demo.py")], tmp_path)
+    assert "already serves this exact model as churn:1" in again
+
+    tour = _run(["bash", str(ROOT / "examples" / "tour.sh")], tmp_path)
+    assert "pushed churn:2" in tour and "rolled back: churn@production → version 1 (was 2)" in tour
+    assert tour.strip().splitlines()[-1] == "churn 1 ['production']"
+    preds = pd.read_parquet(tmp_path / "demo" / "preds.parquet")
+    assert list(preds.columns) == ["customer_id", "prediction", "proba_0", "proba_1"] and len(preds) == 8
+
+    python_tour = _run([sys.executable, str(ROOT / "examples" / "registry_tour.py")], tmp_path)
+    assert "pushed churn:3" in python_tour and "churn:latest     -> churn:3" in python_tour
+    assert "refused: missing input column(s)" in python_tour
+
+
+def test_docs_show_the_example_files_as_they_are() -> None:
+    found = 0
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for match in EXAMPLE_BLOCK.finditer(page.read_text()):
+            found += 1
+            source = (ROOT / match["path"]).read_text()
+            assert match["code"] == source, (
+                f"{page.name} shows an outdated copy of {match['path']}; run python scripts/sync_doc_examples.py"
+            )
+    assert found >= 2

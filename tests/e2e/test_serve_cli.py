@@ -1,0 +1,215 @@
+"""`liveml serve` started as a user starts it: a real process, the curl it prints, the client example,
+`predict --url`, the model-folder mode, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LIVEML = [sys.executable, "-m", "liveml.cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEML_", "SAGEMAKER_", "AIP_"))}
+    return {
+        **env,
+        "LIVEML_HOME": str(home),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+    }
+
+
+@contextmanager
+def serving(args: list[str], home: Path, cwd: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*LIVEML, "serve", "--port", str(port), *args],
+        cwd=cwd,
+        env=_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"liveml serve exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+                )
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("liveml serve did not become ready")
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.mark.slow
+def test_serve_prints_a_working_curl_and_stops_cleanly(tmp_path: Path, model_files: dict[str, Path]) -> None:
+    home = tmp_path / "home"
+    for args in (
+        ["init"],
+        [
+            "push",
+            "iris",
+            str(model_files["forest"]),
+            "--alias",
+            "production",
+            "--reference",
+            str(model_files["reference"]),
+        ],
+    ):
+        subprocess.run([*LIVEML, *args], env=_env(home), check=True, capture_output=True, timeout=120)
+    with serving([], home, tmp_path) as (url, proc):
+        example = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "clients" / "python_client.py"), url, "iris"],
+            env=_env(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert example.returncode == 0, example.stderr
+        assert (
+            "iris:1 takes ['sepal_length'" in example.stdout
+            and "refused: missing input column" in example.stdout
+        )
+        out = tmp_path / "preds.csv"
+        predicted = subprocess.run(
+            [
+                *LIVEML,
+                "predict",
+                "iris",
+                "--input",
+                str(model_files["rows"]),
+                "--url",
+                url,
+                "--output",
+                str(out),
+            ],
+            env=_env(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert predicted.returncode == 0, predicted.stderr
+        assert len(out.read_text().splitlines()) == 21
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal so the exit status says why it stopped
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        log = proc.stdout.read() if proc.stdout else ""
+    assert "Finished server process" in log
+    assert "serving iris:1 (production)" in log
+    curl = re.search(r"try: curl -X POST (\S+) -H '([^']+)' -d '(.+)'", log)
+    assert curl is not None, log
+    # the curl it printed works once the server runs again
+    with serving([], home, tmp_path) as (url2, _):
+        response = httpx.post(
+            curl[1].replace(url, url2), content=curl[3], headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 200 and response.json()["version"] == 1
+    assert "Traceback" not in log
+
+
+@pytest.mark.slow
+def test_serve_a_model_folder_without_a_registry(tmp_path: Path, model_files: dict[str, Path]) -> None:
+    folder = tmp_path / "opt-ml-model"
+    folder.mkdir()
+    shutil.copy(model_files["logistic"], folder / "model.joblib")
+    with serving(["--model-dir", str(folder)], tmp_path / "home", tmp_path) as (url, _):
+        rows = json.loads(httpx.get(f"{url}/v1/models/model").text)["signature"]["inputs"]
+        row = {c["name"]: 1.0 for c in rows}
+        response = httpx.post(f"{url}/v1/models/model/predict", json={"inputs": [row]})
+        assert response.status_code == 200 and response.json()["model"] == "model"
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_worker_processes_share_the_port_survive_a_crash_and_follow_aliases(
+    tmp_path: Path, model_files: dict[str, Path]
+) -> None:
+    home = tmp_path / "home"
+    for args in (
+        ["init"],
+        ["push", "iris", str(model_files["logistic"]), "--alias", "production"],
+        ["push", "iris", str(model_files["forest"])],
+    ):
+        subprocess.run([*LIVEML, *args], env=_env(home), check=True, capture_output=True, timeout=120)
+    row = {"inputs": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}
+    with serving(["--workers", "2", "--poll", "0.2"], home, tmp_path) as (url, proc):
+        deadline = time.monotonic() + 30
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        with httpx.Client(base_url=url) as http:
+            assert all(
+                http.post("/v1/models/iris/predict", json=row).json()["version"] == 1 for _ in range(20)
+            )
+            os.kill(next(iter(workers)), signal.SIGKILL)  # a worker dies: the other answers, a new one starts
+        # A kept-alive connection that belonged to the killed process is gone with it (as with any pre-fork
+        # server); every new connection is answered by a live worker.
+        close = {"Connection": "close"}
+        with httpx.Client(base_url=url, headers=close) as http:
+            assert all(http.post("/v1/models/iris/predict", json=row).status_code == 200 for _ in range(20))
+            deadline = time.monotonic() + 30
+            while (
+                len(_children(proc.pid)) < 2 or _children(proc.pid) == workers
+            ) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(_children(proc.pid)) == 2 and _children(proc.pid) != workers
+            subprocess.run(
+                [*LIVEML, "alias", "set", "iris", "production", "2"], env=_env(home), check=True, timeout=60
+            )
+            deadline = time.monotonic() + 30  # every worker follows the move by itself
+            while time.monotonic() < deadline:
+                seen = {http.post("/v1/models/iris/predict", json=row).json()["version"] for _ in range(30)}
+                if seen == {2}:
+                    break
+                time.sleep(0.2)
+            assert seen == {2}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+        assert not _children(proc.pid)
