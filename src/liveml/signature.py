@@ -79,6 +79,36 @@ class Signature(BaseModel):
             out[spec.name] = _coerce(frame[columns[spec.name]], spec).to_numpy()
         return pd.DataFrame(out, index=frame.index, copy=False)
 
+    def split_valid(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+        """Conform the rows that can be used and say why each other row cannot (batch jobs' per-record errors).
+
+        Returns the conformed usable rows (their index kept), a mask of the bad rows and one reason per bad
+        row, in row order. A missing column is not a per-row problem: it raises ``Invalid`` as ``conform``."""
+        try:
+            return self.conform(frame), np.zeros(len(frame), dtype=bool), []
+        except Invalid:
+            pass
+        columns = {str(c): c for c in frame.columns}
+        missing = [c.name for c in self.inputs if c.name not in columns]
+        if missing:
+            self.conform(frame)  # raises, naming the missing columns
+        bad = np.zeros(len(frame), dtype=bool)
+        reasons = np.full(len(frame), None, dtype=object)
+        for spec in self.inputs:
+            series = frame[columns[spec.name]]
+            problems = _row_problems(series, spec) & ~bad
+            for position in np.flatnonzero(problems):
+                value = series.iloc[position]
+                value = value.item() if isinstance(value, np.generic) else value
+                reasons[position] = (
+                    f"column {spec.name!r} must not be empty"
+                    if _missing(value)
+                    else f"column {spec.name!r} expects {spec.type} values, got {value!r}"
+                )
+            bad |= problems
+        good = self.conform(frame[~bad]) if (~bad).any() else self.conform(frame.iloc[:0])
+        return good, bad, [str(r) for r in reasons[bad]]
+
     def _already_conform(self, frame: pd.DataFrame) -> bool:
         """Exactly the input columns, in order, of exactly the right numeric dtypes, none missing where
         that is not allowed: nothing to do (checked in one pass, without touching columns one by one)."""
@@ -207,6 +237,41 @@ def _coerce(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     if not spec.nullable and converted.isna().any():
         raise _bad_value(series, converted.isna(), spec)
     return converted
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _row_problems(series: pd.Series, spec: ColumnSpec) -> np.ndarray:
+    """Which rows of one column ``_coerce`` would refuse (vectorized; for per-record errors)."""
+    present = series.notna().to_numpy()
+    if spec.type in ("integer", "number"):
+        if pd.api.types.is_bool_dtype(series.dtype):
+            converted = series.astype("float64")
+        else:
+            converted = pd.to_numeric(series, errors="coerce").astype("float64")
+        values = converted.to_numpy()
+        bad = present & np.isnan(values)
+        if spec.type == "integer":
+            with np.errstate(invalid="ignore"):
+                bad |= (
+                    present
+                    & ~bad
+                    & (~np.isfinite(values) | (values != np.floor(values)) | (np.abs(values) >= INT64_LIMIT))
+                )
+    elif spec.type == "boolean":
+        bad = present & series.map(_to_bool, na_action="ignore").isna().to_numpy()
+    elif spec.type == "datetime":
+        bad = present & pd.to_datetime(series, errors="coerce", utc=False).isna().to_numpy()
+    else:
+        bad = np.zeros(len(series), dtype=bool)
+    if not spec.nullable:
+        bad |= ~present
+    return np.asarray(bad, dtype=bool)
 
 
 def _to_bool(value: Any) -> Any:

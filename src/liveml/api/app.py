@@ -19,6 +19,7 @@ from liveml.serving.host import ModelHost
 #: protocol modules, each with ``routes(ctx) -> list[BaseRoute]``; order matters only for equal paths
 PROTOCOLS = (
     "liveml.api.native",
+    "liveml.api.jobs",
     "liveml.api.v2",
     "liveml.api.kserve_v1",
     "liveml.api.sagemaker",

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from liveml import __version__
-from liveml.cli import aliases, models, predict, serve
+from liveml.cli import aliases, batch, jobs, models, predict, serve
 from liveml.cli.render import error_console
 from liveml.errors import Invalid, LivemlError
 from liveml.settings import Settings
@@ -54,6 +54,8 @@ app.add_typer(aliases.alias_app, name="alias")
 app.command("rollback")(aliases.rollback)
 app.command("predict")(predict.predict)
 app.command("serve")(serve.serve)
+app.add_typer(batch.batch_app, name="batch")
+app.add_typer(jobs.jobs_app, name="jobs")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -105,3 +116,67 @@ class AliasEventRow(Base):
     to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     actor: Mapped[str] = mapped_column(String(256), nullable=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ScheduleRow(Base):
+    """A cron schedule of batch jobs; ``spec`` is the job's spec, with ``{date}``-style path templates."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(256), nullable=False)
+    cron: Mapped[str] = mapped_column(String(128), nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False)
+    catchup: Mapped[str] = mapped_column(String(16), nullable=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class JobRow(Base):
+    """One batch job: what it scores, with which version (pinned at submission), and how far it got."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: random hex: the first half of every prediction id the job gives, so resumed runs give the same ids
+    uid: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    model: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    chunks_done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_done: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    rows_out: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    total_rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    busy_s: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: who runs it now: a token per attempt, and host:pid, refreshed by a heartbeat
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    runner: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedules.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class LeaseRow(Base):
+    """A named lease (e.g. the scheduler's leadership): held by ``holder`` until ``expires_at``."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -18,12 +18,12 @@ from typing import Any, cast
 import pandas as pd
 
 from liveml.errors import Invalid, LivemlError, ModelFailed, NotFound, Unavailable
+from liveml.monitoring.records import NullSink, PredictionSink
 from liveml.registry import ModelRef, ModelVersion, Registry, parse_ref
 from liveml.registry.loading import LoadedModel, Rows, load_version, to_frame
 from liveml.runtimes import Prediction
 from liveml.serving.batcher import BatchStats, MicroBatcher
 from liveml.serving.metrics import ServingMetrics
-from liveml.serving.records import NullSink, PredictionSink
 from liveml.serving.warmup import warm_up
 
 log = logging.getLogger("liveml.serving")
@@ -364,7 +364,7 @@ class ModelHost:
     ) -> None:
         if isinstance(self.sink, NullSink):
             return
-        from liveml.serving.records import PredictionRecord
+        from liveml.monitoring.records import PredictionRecord
 
         now = datetime.now(UTC)
         outputs = cast(list[dict[str, Any]], prediction.to_frame().to_dict(orient="records"))

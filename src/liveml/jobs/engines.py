@@ -1,0 +1,200 @@
+"""Engines run ``score_chunk`` over a stream of chunks and give the results back in input order.
+
+- ``local`` with one worker scores in this process (no copies);
+- ``local`` with N workers forks N processes after the model is loaded, so they share its memory
+  (copy-on-write) and each chunk travels to a worker and back by pickle;
+- ``dask`` sends chunks to a ``dask.distributed`` cluster; each worker process loads the pinned version
+  from the registry once (the cluster must reach the registry: the same data home, or PostgreSQL and an
+  object store). Without ``--scheduler`` it starts a local cluster of ``--workers`` processes.
+
+At most ``window`` chunks are in flight, which bounds memory whatever the input size."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Protocol
+
+from liveml.errors import Unavailable
+from liveml.jobs.scoring import ChunkOptions, ScoredChunk, score_chunk
+from liveml.jobs.sources import Chunk
+from liveml.registry.loading import LoadedModel
+from liveml.settings import Settings
+
+
+class Engine(Protocol):
+    workers: int
+
+    def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]: ...
+
+    def close(self) -> None: ...
+
+
+def _ordered(
+    submit: Callable[[Chunk], Any], result: Callable[[Any], ScoredChunk], chunks: Iterator[Chunk], window: int
+) -> Iterator[ScoredChunk]:
+    in_flight: deque[Any] = deque()
+    for chunk in chunks:
+        in_flight.append(submit(chunk))
+        if len(in_flight) >= window:
+            yield result(in_flight.popleft())
+    while in_flight:
+        yield result(in_flight.popleft())
+
+
+class InProcess:
+    workers = 1
+
+    def __init__(self, model: LoadedModel, options: ChunkOptions) -> None:
+        self.model = model
+        self.options = options
+
+    def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
+        for chunk in chunks:
+            yield score_chunk(self.model, chunk.index, chunk.first_row, chunk.frame, self.options)
+
+    def close(self) -> None:
+        return None
+
+
+_FORKED: tuple[LoadedModel, ChunkOptions] | None = None
+
+
+def _score_forked(index: int, first_row: int, frame: Any) -> ScoredChunk:
+    assert _FORKED is not None, "the pool's processes are forked after the model is loaded"
+    model, options = _FORKED
+    return score_chunk(model, index, first_row, frame, options)
+
+
+class ProcessPool:
+    def __init__(self, model: LoadedModel, options: ChunkOptions, workers: int) -> None:
+        global _FORKED
+        self.workers = workers
+        _FORKED = (model, options)
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+    def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
+        def submit(chunk: Chunk) -> Future[ScoredChunk]:
+            return self.pool.submit(_score_forked, chunk.index, chunk.first_row, chunk.frame)
+
+        return _ordered(submit, lambda f: f.result(), chunks, 2 * self.workers)
+
+    def close(self) -> None:
+        global _FORKED
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        _FORKED = None
+
+
+#: per Dask worker process: the versions it has loaded, by (registry, model, version)
+_DASK_MODELS: dict[tuple[str, str, str, int], LoadedModel] = {}
+
+
+def _score_on_dask(
+    registry_env: tuple[str, str],
+    model: str,
+    version: int,
+    index: int,
+    first_row: int,
+    frame: Any,
+    options: ChunkOptions,
+) -> ScoredChunk:
+    key = (*registry_env, model, version)
+    loaded = _DASK_MODELS.get(key)
+    if loaded is None:
+        from liveml.registry import Registry
+        from liveml.registry.loading import load_version
+
+        home, database_url = registry_env
+        settings = Settings(home=home, database_url=database_url or None)
+        with Registry(settings) as registry:
+            loaded = load_version(registry, registry.get(f"{model}:{version}"))
+        _DASK_MODELS[key] = loaded
+    return score_chunk(loaded, index, first_row, frame, options)
+
+
+#: how long to wait for a Dask scheduler to answer before giving up
+CONNECT_TIMEOUT_S = 20
+
+
+class DaskEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        model: LoadedModel,
+        options: ChunkOptions,
+        *,
+        scheduler: str | None,
+        workers: int,
+    ) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise Unavailable(
+                "the dask engine needs dask.distributed; install it with `pip install 'liveml[dask]'`"
+            ) from exc
+        self.cluster: Any = None
+        try:
+            if scheduler is None:
+                self.cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=":0",
+                    silence_logs=40,
+                )
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+        except (OSError, TimeoutError) as exc:
+            if self.cluster is not None:
+                self.cluster.close()
+            raise Unavailable(
+                f"cannot reach the Dask scheduler {scheduler!r}: {exc}; check the address and that the scheduler runs"
+            ) from exc
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or workers)
+        self.env = (str(settings.home_path), settings.database_url or "")
+        self.model = model.version
+        self.options = options
+
+    def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
+        def submit(chunk: Chunk) -> Any:
+            return self.client.submit(
+                _score_on_dask,
+                self.env,
+                self.model.model,
+                self.model.version,
+                chunk.index,
+                chunk.first_row,
+                chunk.frame,
+                self.options,
+                pure=False,
+            )
+
+        return _ordered(submit, lambda f: f.result(), chunks, 2 * self.workers)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def make_engine(
+    settings: Settings,
+    model: LoadedModel,
+    options: ChunkOptions,
+    *,
+    engine: str,
+    workers: int,
+    scheduler: str | None,
+) -> Engine:
+    if engine == "dask":
+        return DaskEngine(settings, model, options, scheduler=scheduler, workers=workers)
+    if workers == 1:
+        return InProcess(model, options)
+    return ProcessPool(model, options, workers)
+
+
+__all__ = ["DaskEngine", "Engine", "InProcess", "ProcessPool", "make_engine"]

@@ -1,0 +1,208 @@
+"""Running one job from its record: claim it, skip the chunks already done, score the rest, merge, finish.
+
+Every chunk is written and checkpointed before the next is counted, so a runner killed at any point (even
+with SIGKILL) can be resumed with ``liveml jobs resume ID`` and gives the output an uninterrupted run gives."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from liveml.errors import Invalid, LivemlError, first_line
+from liveml.jobs.engines import make_engine
+from liveml.jobs.launch import job_dir
+from liveml.jobs.outputs import Staging, default_errors_path, merge, output_format
+from liveml.jobs.scoring import ChunkOptions, ScoredChunk, check_columns
+from liveml.jobs.sources import Chunk, Source
+from liveml.jobs.spec import Job, JobSpec
+from liveml.jobs.store import HEARTBEAT_S, JobStopped, JobStore
+from liveml.monitoring.records import NullSink, PredictionBatch, PredictionSink
+from liveml.registry.loading import LoadedModel, load_version
+from liveml.registry.registry import Registry
+
+log = logging.getLogger("liveml.jobs")
+
+#: called after every chunk with the job's counters: (rows done, total rows or None)
+Progress = Callable[[int, int | None], None]
+
+
+class TooManyErrors(Invalid):
+    pass
+
+
+def check_spec(spec: JobSpec) -> None:
+    """Refuse, before anything is recorded, a job that cannot start: unknown output type, missing input."""
+    output_format(spec.output, spec.output_format)
+    Source(spec)
+
+
+def run_job(
+    registry: Registry,
+    job_id: int,
+    *,
+    sink: PredictionSink | None = None,
+    progress: Progress | None = None,
+) -> Job:
+    """Run (or resume) job ``job_id`` to the end in this process; returns its final record. A job that
+    fails is recorded as failed (with the reason) and the error is raised."""
+    store = JobStore(registry)
+    job, owner = store.claim(job_id)
+    beat = _Heartbeat(store, job_id, owner)
+    beat.start()
+    try:
+        _run(registry, store, job, owner, sink or NullSink(), progress, beat)
+    except JobStopped:
+        log.info("job %s stopped: %s", job_id, store.get(job_id).status)
+    except BaseException as exc:
+        message = exc.message if isinstance(exc, LivemlError) else f"{type(exc).__name__}: {first_line(exc)}"
+        if isinstance(exc, KeyboardInterrupt):
+            message = f"interrupted; resume with `liveml jobs resume {job_id}`"
+        with contextlib.suppress(JobStopped, LivemlError):
+            store.finish(job_id, owner, "failed", message)
+        raise
+    finally:
+        beat.stop()
+    return store.get(job_id)
+
+
+def _run(
+    registry: Registry,
+    store: JobStore,
+    job: Job,
+    owner: str,
+    sink: PredictionSink,
+    progress: Progress | None,
+    beat: _Heartbeat,
+) -> None:
+    spec = job.spec
+    fmt = output_format(spec.output, spec.output_format)
+    errors_path = spec.errors or default_errors_path(spec.output)
+    model = load_version(registry, registry.get(job.ref))
+    staging = Staging(job_dir(registry.settings, job.id) / "parts")
+    staging.forget_after(job.chunks_done)
+    source = Source(spec)
+    store.set_total(job.id, owner, source.total_rows)
+    chunk_rows = spec.chunk_rows
+    counters = {"chunks": job.chunks_done, "rows": job.rows_done, "out": job.rows_out, "errors": job.errors}
+    busy = job.busy_s
+    if progress:
+        progress(counters["rows"], source.total_rows)
+    options = ChunkOptions(uid=job.uid, keep=spec.keep, proba=spec.proba)
+    frames: dict[int, pd.DataFrame] = {}  # raw input of chunks in flight, for the prediction-record sink
+    keep_frames = not isinstance(sink, NullSink)
+
+    def checked(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        for chunk in chunks:
+            check_columns(model, list(chunk.frame.columns), spec.keep, source.description)
+            if keep_frames:
+                frames[chunk.index] = chunk.frame
+            yield chunk
+
+    engine = make_engine(
+        registry.settings, model, options, engine=spec.engine, workers=spec.workers, scheduler=spec.scheduler
+    )
+    try:
+        started = time.perf_counter()
+        for result in engine.map(checked(source.chunks(chunk_rows, skip=job.chunks_done))):
+            staging.write(result.index, result.output, result.errors)
+            frame = frames.pop(result.index, None)
+            if frame is not None:
+                _emit(sink, model, job, result, frame)
+            counters["chunks"] = result.index + 1
+            counters["rows"] += len(result.scored)
+            counters["out"] += len(result.output)
+            counters["errors"] += len(result.errors)
+            now = time.perf_counter()
+            busy += now - started
+            started = now
+            store.checkpoint(
+                job.id,
+                owner,
+                chunks_done=counters["chunks"],
+                rows_done=counters["rows"],
+                rows_out=counters["out"],
+                errors=counters["errors"],
+                busy_s=busy,
+            )
+            if progress:
+                progress(counters["rows"], source.total_rows)
+            if spec.max_errors is not None and counters["errors"] > spec.max_errors:
+                raise TooManyErrors(
+                    f"{counters['errors']} rows failed validation, more than --max-errors {spec.max_errors}; "
+                    f"the reasons are in {staging.folder} (errors-*.parquet) and, once the job ends, in {errors_path}. "
+                    f"Fix the input, or raise --max-errors and run `liveml jobs resume {job.id}`"
+                )
+    finally:
+        engine.close()
+    beat.check()
+    merge(staging.parts(counters["chunks"]), spec.output, fmt)
+    error_parts = staging.error_parts(counters["chunks"])
+    if error_parts:
+        merge(error_parts, errors_path, "csv")
+    store.finish(
+        job.id,
+        owner,
+        "succeeded",
+        f"{counters['errors']} rows failed validation; see {errors_path}" if counters["errors"] else None,
+    )
+    staging.remove()
+
+
+def _emit(
+    sink: PredictionSink, model: LoadedModel, job: Job, result: ScoredChunk, frame: pd.DataFrame
+) -> None:
+    if not len(result.output):
+        return
+    inputs = frame.loc[result.scored, model.signature.input_names].reset_index(drop=True)
+    outputs = result.output.drop(columns=[*job.spec.keep, "model_version", "prediction_id"])
+    sink.emit_batch(
+        PredictionBatch(
+            model=model.version.model,
+            version=model.version.version,
+            at=datetime.now(UTC),
+            prediction_ids=list(result.output["prediction_id"]),
+            inputs=inputs,
+            outputs=outputs,
+            latency_ms=result.seconds * 1000,
+            job_id=str(job.id),
+        )
+    )
+
+
+class _Heartbeat:
+    """Tells the database the runner is alive while a long chunk runs; notices cancellation."""
+
+    def __init__(self, store: JobStore, job_id: int, owner: str) -> None:
+        self.store, self.job_id, self.owner = store, job_id, owner
+        self._stop = threading.Event()
+        self._stopped: JobStopped | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"liveml-job-{job_id}-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.store.heartbeat(self.job_id, self.owner)
+            except JobStopped as exc:
+                self._stopped = exc
+                return
+            except LivemlError as exc:  # a database hiccup: the next beat may get through
+                log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
+
+    def check(self) -> None:
+        if self._stopped is not None:
+            raise self._stopped
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+__all__ = ["Progress", "TooManyErrors", "check_spec", "run_job"]

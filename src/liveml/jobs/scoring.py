@@ -1,0 +1,99 @@
+"""Scoring one chunk: split off the rows that fail validation, predict the rest, build the output columns.
+
+Pure and picklable, so every engine (in this process, a process pool, a Dask worker) runs the same code
+and gives the same bytes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from liveml.errors import Invalid, LivemlError, ModelFailed, first_line
+from liveml.registry.loading import LoadedModel
+
+#: the columns every output has after the kept ones and the predictions
+VERSION_COLUMN = "model_version"
+ID_COLUMN = "prediction_id"
+
+
+@dataclass(frozen=True)
+class ChunkOptions:
+    uid: str
+    keep: tuple[str, ...]
+    proba: bool
+
+
+@dataclass
+class ScoredChunk:
+    index: int
+    first_row: int
+    output: pd.DataFrame
+    #: input rows that failed validation: ``row`` (position in the whole input), kept columns, ``error``
+    errors: pd.DataFrame
+    #: which rows of the chunk were scored (the others are in ``errors``)
+    scored: np.ndarray
+    seconds: float
+
+
+def prediction_ids(uid: str, rows: np.ndarray) -> list[str]:
+    """``uid`` (16 hex digits, one per job) then the input row number (16 hex digits): unique, and the
+    same however often the job is resumed."""
+    return [f"{uid}{int(r):016x}" for r in rows]
+
+
+def check_columns(model: LoadedModel, columns: list[str], keep: tuple[str, ...], where: str) -> None:
+    """Fail fast when the input lacks a column the model needs or that --keep names."""
+    present = set(columns)
+    missing = [c for c in model.signature.input_names if c not in present]
+    if missing:
+        raise Invalid(
+            f"{where} lacks column(s) {', '.join(missing)} that {model.version.ref} needs; it has "
+            f"{', '.join(columns[:30])}{' …' if len(columns) > 30 else ''}. Use an input with the model's columns "
+            f"(`liveml show {model.version.ref}` lists them)"
+        )
+    unknown = [c for c in keep if c not in present]
+    if unknown:
+        raise Invalid(f"--keep names column(s) {', '.join(unknown)} that {where} does not have")
+
+
+def score_chunk(
+    model: LoadedModel, index: int, first_row: int, frame: pd.DataFrame, options: ChunkOptions
+) -> ScoredChunk:
+    started = time.perf_counter()
+    good, bad, reasons = model.signature.split_valid(frame)
+    rows = np.arange(first_row, first_row + len(frame))
+    scored = ~bad
+    if len(good):
+        try:
+            prediction = model.runtime.predict(good)
+        except LivemlError:
+            raise
+        except Exception as exc:
+            raise ModelFailed(
+                f"{model.version.ref} failed on rows {first_row} to {first_row + len(frame) - 1}: {first_line(exc)}"
+            ) from exc
+        predicted = prediction.to_frame(probabilities=options.proba)
+    else:
+        predicted = pd.DataFrame({"prediction": pd.Series([], dtype=np.float64)})
+    kept = frame.loc[scored, list(options.keep)].reset_index(drop=True)
+    output = pd.concat([kept, predicted.reset_index(drop=True)], axis=1)
+    output[VERSION_COLUMN] = np.full(len(output), model.version.version, dtype=np.int64)
+    output[ID_COLUMN] = prediction_ids(options.uid, rows[scored])
+    errors = frame.loc[bad, list(options.keep)].reset_index(drop=True)
+    errors.insert(0, "row", rows[bad])
+    errors["error"] = reasons
+    return ScoredChunk(index, first_row, output, errors, scored, time.perf_counter() - started)
+
+
+__all__ = [
+    "ID_COLUMN",
+    "VERSION_COLUMN",
+    "ChunkOptions",
+    "ScoredChunk",
+    "check_columns",
+    "prediction_ids",
+    "score_chunk",
+]

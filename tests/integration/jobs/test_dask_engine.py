@@ -1,0 +1,76 @@
+"""The Dask engine on a real dask.distributed cluster of processes on 127.0.0.1: same output as local."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liveml import Registry, Settings
+from liveml.errors import Unavailable
+from liveml.jobs.runner import run_job
+from liveml.jobs.spec import JobSpec
+from liveml.jobs.store import JobStore
+
+distributed = pytest.importorskip("distributed")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dask")]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A scheduler and two single-threaded worker processes, as `dask scheduler` / `dask worker` give."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+    ) as local:
+        yield local.scheduler_address
+
+
+@pytest.fixture
+def churn(tmp_path: Path, model_files: dict[str, Path]) -> Iterator[Registry]:
+    registry = Registry.init(Settings(home=tmp_path / "home", user="tester"))
+    registry.push("churn", model_files["forest"], aliases=["production"])
+    yield registry
+    registry.close()
+
+
+def _run(registry: Registry, **fields: object) -> pd.DataFrame:
+    spec = JobSpec.parse({"model": "churn", "keep": ["id"], "proba": True, "chunk_rows": 128, **fields})
+    job = run_job(registry, JobStore(registry).create(spec).id)
+    assert job.status == "succeeded" and job.rows_out == 1000
+    return pd.read_parquet(spec.output).drop(columns="prediction_id")
+
+
+def test_a_cluster_gives_the_local_engines_output(
+    churn: Registry, cluster: str, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    rng = np.random.default_rng(11)
+    frame = iris_frame.drop(columns=["target"]).sample(1000, replace=True, random_state=1).reset_index(drop=True)
+    frame += rng.normal(scale=0.05, size=frame.shape)
+    frame.insert(0, "id", range(1000))
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    local = _run(churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "local.parquet"))
+    remote = _run(
+        churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "dask.parquet"), engine="dask", scheduler=cluster
+    )
+    pd.testing.assert_frame_equal(local, remote)
+    # without --scheduler the engine starts (and stops) a local cluster of --workers processes
+    own = _run(churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "own.parquet"), engine="dask", workers=2)
+    pd.testing.assert_frame_equal(local, own)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(
+    churn: Registry, tmp_path: Path, iris_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("liveml.jobs.engines.CONNECT_TIMEOUT_S", 2)
+    iris_frame.to_parquet(tmp_path / "in.parquet")
+    spec = JobSpec.parse(
+        {"model": "churn", "input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "o.parquet"),
+         "engine": "dask", "scheduler": "tcp://127.0.0.1:9"}
+    )
+    job_id = JobStore(churn).create(spec).id
+    with pytest.raises(Unavailable, match="cannot reach the Dask scheduler 'tcp://127.0.0.1:9'"):
+        run_job(churn, job_id)
+    assert JobStore(churn).get(job_id).status == "failed"
