@@ -56,3 +56,14 @@ def test_docs_show_the_example_files_as_they_are() -> None:
                 f"{page.name} shows an outdated copy of {match['path']}; run python scripts/sync_doc_examples.py"
             )
     assert found >= 2
+
+
+@pytest.mark.slow
+def test_batch_tour(tmp_path: Path) -> None:
+    _run([sys.executable, str(ROOT / "examples" / "demo.py")], tmp_path)
+    tour = _run(["bash", str(ROOT / "examples" / "batch_tour.sh")], tmp_path)
+    assert "C00003" in tour and "expects integer values, got 'ten'" in tour
+    scores = pd.read_parquet(tmp_path / "demo" / "scores.parquet")
+    assert len(scores) == 200_000 and scores["customer_id"].iloc[-1] == "C199999"
+    assert list(scores.columns) == ["customer_id", "prediction", "proba_0", "proba_1", "model_version", "prediction_id"]
+    assert len(pd.read_csv(tmp_path / "demo" / "broken_scores.csv")) == 98

@@ -45,21 +45,25 @@ _TYPES["datetime"] = {"type": "string", "format": "date-time"}
 ERRORS = {
     "400": ("BadRequest", "bad input: malformed JSON, a missing column, a wrong value type, too many rows"),
     "404": ("NotFound", "no such model, version or alias, or a model not served here"),
+    "409": ("Conflict", "the request contradicts the stored state, e.g. cancelling a job that already ended"),
     "413": ("PayloadTooLarge", "the body is over the server's size limit"),
     "415": ("UnsupportedMediaType", "a content type this endpoint does not read"),
     "500": ("InternalError", "a bug: the body has a request id to find the traceback in the server log"),
     "503": ("Unavailable", "the model is not loaded yet, or it failed on this input (see the server log)"),
 }
-NATIVE, HEALTH = "liveml API", "health and metrics"
+NATIVE, HEALTH, JOBS = "liveml API", "health and metrics", "batch jobs"
 V2, KSERVE, SAGEMAKER, VERTEX = "Open Inference Protocol V2", "KServe V1", "SageMaker / MLflow", "Vertex AI"
 #: error body per protocol (liveml's ``{"error", "kind"}``, V2's ``{"error"}``, MLflow's)
-ERROR_SCHEMA = {NATIVE: "Error", V2: "ProtocolError", KSERVE: "ProtocolError", VERTEX: "ProtocolError"}
+ERROR_SCHEMA = {NATIVE: "Error", JOBS: "Error", V2: "ProtocolError", KSERVE: "ProtocolError", VERTEX: "ProtocolError"}
 PARAMS = {
     "ref": "a model reference: `NAME` (its production alias, else its latest version), `NAME:VERSION` or `NAME@ALIAS`",
     "m": "a model reference: `iris`, `iris:3` or `iris@staging`",
     "model": "a model name",
     "version": "a version number, an alias, or `latest`",
+    "job_id": "a job id (a number), as `POST /v1/jobs` or `GET /v1/jobs` give it",
 }
+_JOB = "`{id, uid, status, model, version, spec, rows_done, total_rows, progress, rows_out, errors, rows_per_s, message, url, ...}`"
+_JOB_BODY = 'a job spec: `{model, input (or input_sql and db), output, keep?, proba?, chunk_rows?, max_errors?, errors?, engine?, workers?, scheduler?, input_format?, output_format?}` | {"model": "churn@production", "input": "/data/customers.parquet", "output": "/data/scores.parquet", "keep": ["customer_id"]}'
 _V2_BODY = '`{id?, inputs: [{name, shape, datatype, data}], outputs?, parameters?}` | {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}'
 _INSTANCES = 'rows as objects, or lists in signature column order | {"instances": [[5.1, 3.5, 1.4, 0.2]], "parameters": {"probabilities": true}}'
 # METHOD path | tag | summary | description | 200 body ("text", "empty") | other statuses ("*": the 200 body)
@@ -67,6 +71,10 @@ _INSTANCES = 'rows as objects, or lists in signature column order | {"instances"
 ROUTES = f"""
 GET /v1/models | {NATIVE} | List models | Every registered model, the version served and the versions loaded. | `{{models: [{{name, latest_version, aliases, format, served_version, loaded_versions}}]}}` | 500
 GET /v1/models/{{ref}} | {NATIVE} | Model version metadata | The version a reference means now: signature, classes, metrics, tags, whether it is served. | `{{name, version, aliases, format, task, classes, signature, ...}}` | 404 500
+POST /v1/jobs | {JOBS} | Submit a batch job | Records the job (the model reference pinned to its version now) and starts its runner in its own process; answers 202 with the job and a `Location`. Paths are on the server's machine. | {_JOB} | 400 404 409 | {_JOB_BODY}
+GET /v1/jobs | {JOBS} | List batch jobs | Newest first; query `status`, `model`, `limit` (1 to 1000, default 50). | `{{jobs: [...]}}` | 400
+GET /v1/jobs/{{job_id}} | {JOBS} | A batch job's status and progress | Status (`queued`, `running`, `succeeded`, `failed`, `cancelled`, `interrupted`), rows done of the total, progress from 0 to 1, rows/s, refused rows, the pinned version. | {_JOB} | 400 404
+POST /v1/jobs/{{job_id}}/cancel | {JOBS} | Cancel a batch job | Stops a queued or running job at its next chunk; `liveml jobs resume` continues it. | {_JOB} | 400 404 409
 GET /health/live | {HEALTH} | Liveness | 200 while the server runs. | `{{live: true}}` |
 GET /health/ready | {HEALTH} | Readiness | 200 once every served reference is loaded and warmed, else 503. | `{{ready: true}}` | 503*
 GET /metrics | {HEALTH} | Prometheus metrics | Requests, rows, errors, latencies, loaded models and swaps, in Prometheus' text format. | text |
@@ -271,6 +279,8 @@ def other_paths(ctx: ApiContext, refs: list[str]) -> dict[str, dict[str, Schema]
             extra = {"text/csv": {"schema": {"type": "string"}}} if path == "/invocations" else {}
             op["requestBody"] = {"required": True, "content": {JSON: media, **extra}}
         paths.setdefault(vertex.get(path, path), {})[method.lower()] = op
+    submit = paths["/v1/jobs"]["post"]["responses"]
+    submit["202"] = {**submit.pop("200"), "description": "accepted: the job is queued and its runner started"}
     return paths
 
 
@@ -327,7 +337,7 @@ def build_document(ctx: ApiContext, served: list[tuple[str, ModelVersion]], root
         doc["paths"][f"/v1/models/{ref}/predict"] = {"post": op}
         models.setdefault(version.model, []).append(f"`{ref}` serves {version.ref}")
     doc["tags"] = [{"name": name, "description": "; ".join(lines)} for name, lines in models.items()]
-    doc["tags"] += [{"name": tag} for tag in (NATIVE, HEALTH, V2, KSERVE, SAGEMAKER, VERTEX)]
+    doc["tags"] += [{"name": tag} for tag in (NATIVE, JOBS, HEALTH, V2, KSERVE, SAGEMAKER, VERTEX)]
     doc["paths"].update(other_paths(ctx, [ref for ref, _ in served]))
     return doc
 
