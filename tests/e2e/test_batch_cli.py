@@ -48,7 +48,11 @@ def home(tmp_path: Path, model_files: dict[str, Path]) -> Path:
 @pytest.fixture
 def customers(tmp_path: Path, iris_frame: pd.DataFrame) -> Path:
     rng = np.random.default_rng(5)
-    frame = iris_frame.drop(columns=["target"]).sample(120_000, replace=True, random_state=2).reset_index(drop=True)
+    frame = (
+        iris_frame.drop(columns=["target"])
+        .sample(120_000, replace=True, random_state=2)
+        .reset_index(drop=True)
+    )
     frame[FEATURES] += rng.normal(scale=0.05, size=frame.shape)
     frame.insert(0, "customer_id", np.arange(len(frame)))
     path = tmp_path / "customers.parquet"
@@ -58,31 +62,81 @@ def customers(tmp_path: Path, iris_frame: pd.DataFrame) -> Path:
 
 def test_run_list_show(home: Path, tmp_path: Path, customers: Path) -> None:
     out = tmp_path / "scores.parquet"
-    result = _cli(home, "batch", "run", "churn@production", "-i", str(customers), "-o", str(out), "--keep", "customer_id")
+    result = _cli(
+        home,
+        "batch",
+        "run",
+        "churn@production",
+        "-i",
+        str(customers),
+        "-o",
+        str(out),
+        "--keep",
+        "customer_id",
+    )
     assert "job 1 succeeded: 120,000 rows → 120,000 predictions by churn:1" in result.stderr
     scores = pd.read_parquet(out)
     assert len(scores) == 120_000 and scores["customer_id"].is_monotonic_increasing
     [job] = json.loads(_cli(home, "jobs", "--json").stdout)
-    assert (job["id"], job["status"], job["rows_done"], job["errors"], job["version"]) == (1, "succeeded", 120_000, 0, 1)
+    assert (job["id"], job["status"], job["rows_done"], job["errors"], job["version"]) == (
+        1,
+        "succeeded",
+        120_000,
+        0,
+        1,
+    )
     assert job["spec"]["input"] == str(customers) and job["rows_per_s"] > 0
     assert "churn:1" in _cli(home, "jobs").stdout
     assert "120,000 of 120,000 read" in _cli(home, "jobs", "show", "1").stdout
-    missing = _cli(home, "batch", "run", "churn", "-i", str(tmp_path / "nope.csv"), "-o", str(out), check=False)
-    assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    missing = _cli(
+        home, "batch", "run", "churn", "-i", str(tmp_path / "nope.csv"), "-o", str(out), check=False
+    )
+    assert (
+        missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    )
     both = _cli(home, "batch", "run", "churn", "-o", str(out), check=False)
     assert both.returncode == 2 and "exactly one of input" in both.stderr
     assert len(json.loads(_cli(home, "jobs", "--json").stdout)) == 1  # refused jobs are not recorded
 
 
-def test_a_job_killed_with_sigkill_resumes_to_the_uninterrupted_output(home: Path, tmp_path: Path, customers: Path) -> None:
+def test_a_job_killed_with_sigkill_resumes_to_the_uninterrupted_output(
+    home: Path, tmp_path: Path, customers: Path
+) -> None:
     frame = pd.read_parquet(customers).head(60_000)
     customers = tmp_path / "smaller.parquet"
     frame.to_parquet(customers)
-    _cli(home, "batch", "run", "churn", "-i", str(customers), "-o", str(tmp_path / "whole.parquet"), "--keep", "customer_id", "--chunk-rows", "300")
+    _cli(
+        home,
+        "batch",
+        "run",
+        "churn",
+        "-i",
+        str(customers),
+        "-o",
+        str(tmp_path / "whole.parquet"),
+        "--keep",
+        "customer_id",
+        "--chunk-rows",
+        "300",
+    )
     proc = subprocess.Popen(
-        [*LIVEML, "batch", "run", "churn", "-i", str(customers), "-o", str(tmp_path / "killed.parquet"),
-         "--keep", "customer_id", "--chunk-rows", "300"],
-        env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *LIVEML,
+            "batch",
+            "run",
+            "churn",
+            "-i",
+            str(customers),
+            "-o",
+            str(tmp_path / "killed.parquet"),
+            "--keep",
+            "customer_id",
+            "--chunk-rows",
+            "300",
+        ],
+        env=_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     with Registry(Settings(home=home)) as registry:
         store = JobStore(registry)
@@ -105,7 +159,9 @@ def test_a_job_killed_with_sigkill_resumes_to_the_uninterrupted_output(home: Pat
     whole, resumed = pd.read_parquet(tmp_path / "whole.parquet"), pd.read_parquet(tmp_path / "killed.parquet")
     pd.testing.assert_frame_equal(whole.drop(columns="prediction_id"), resumed.drop(columns="prediction_id"))
     uid = json.loads(_cli(home, "jobs", "show", "2", "--json").stdout)["uid"]
-    assert resumed["prediction_id"].tolist() == [f"{uid}{i:016x}" for i in range(60_000)]  # none twice, none missing
+    assert resumed["prediction_id"].tolist() == [
+        f"{uid}{i:016x}" for i in range(60_000)
+    ]  # none twice, none missing
     again = _cli(home, "jobs", "resume", "2", check=False)
     assert again.returncode == 1 and "already succeeded" in again.stderr
 
@@ -114,8 +170,22 @@ def test_progress_bar_on_a_terminal(home: Path, tmp_path: Path, customers: Path)
     """On a terminal the job shows rows, rows/s and an ETA; piped output stays clean (checked above)."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [*LIVEML, "batch", "run", "churn", "-i", str(customers), "-o", str(tmp_path / "o.parquet"), "--chunk-rows", "5000"],
-        env={**_env(home), "COLUMNS": "160"}, stdin=follower, stdout=follower, stderr=follower,
+        [
+            *LIVEML,
+            "batch",
+            "run",
+            "churn",
+            "-i",
+            str(customers),
+            "-o",
+            str(tmp_path / "o.parquet"),
+            "--chunk-rows",
+            "5000",
+        ],
+        env={**_env(home), "COLUMNS": "160"},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
     )
     os.close(follower)
     seen = b""

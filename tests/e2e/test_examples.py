@@ -65,5 +65,12 @@ def test_batch_tour(tmp_path: Path) -> None:
     assert "C00003" in tour and "expects integer values, got 'ten'" in tour
     scores = pd.read_parquet(tmp_path / "demo" / "scores.parquet")
     assert len(scores) == 200_000 and scores["customer_id"].iloc[-1] == "C199999"
-    assert list(scores.columns) == ["customer_id", "prediction", "proba_0", "proba_1", "model_version", "prediction_id"]
+    assert list(scores.columns) == [
+        "customer_id",
+        "prediction",
+        "proba_0",
+        "proba_1",
+        "model_version",
+        "prediction_id",
+    ]
     assert len(pd.read_csv(tmp_path / "demo" / "broken_scores.csv")) == 98

@@ -54,7 +54,13 @@ ERRORS = {
 NATIVE, HEALTH, JOBS = "liveml API", "health and metrics", "batch jobs"
 V2, KSERVE, SAGEMAKER, VERTEX = "Open Inference Protocol V2", "KServe V1", "SageMaker / MLflow", "Vertex AI"
 #: error body per protocol (liveml's ``{"error", "kind"}``, V2's ``{"error"}``, MLflow's)
-ERROR_SCHEMA = {NATIVE: "Error", JOBS: "Error", V2: "ProtocolError", KSERVE: "ProtocolError", VERTEX: "ProtocolError"}
+ERROR_SCHEMA = {
+    NATIVE: "Error",
+    JOBS: "Error",
+    V2: "ProtocolError",
+    KSERVE: "ProtocolError",
+    VERTEX: "ProtocolError",
+}
 PARAMS = {
     "ref": "a model reference: `NAME` (its production alias, else its latest version), `NAME:VERSION` or `NAME@ALIAS`",
     "m": "a model reference: `iris`, `iris:3` or `iris@staging`",

@@ -50,7 +50,9 @@ def test_output_matches_the_model_in_input_order_with_ids_and_version(
 ) -> None:
     out = tmp_path / "scores.parquet"
     sink = MemorySink(capacity=10_000)
-    job_id = _job(churn, input=str(customers), output=str(out), keep=["customer_id"], proba=True, chunk_rows=400)
+    job_id = _job(
+        churn, input=str(customers), output=str(out), keep=["customer_id"], proba=True, chunk_rows=400
+    )
     job = run_job(churn, job_id, sink=sink)
     assert job.status == "succeeded" and job.rows_done == job.rows_out == job.total_rows == 1500
     assert job.chunks_done == 4 and job.errors == 0 and job.version == 1 and job.attempts == 1
@@ -58,11 +60,19 @@ def test_output_matches_the_model_in_input_order_with_ids_and_version(
     frame = pd.read_parquet(customers)
     model = joblib.load(model_files["forest"])
     assert list(scores.columns) == [
-        "customer_id", "prediction", "proba_0", "proba_1", "proba_2", "model_version", "prediction_id",
+        "customer_id",
+        "prediction",
+        "proba_0",
+        "proba_1",
+        "proba_2",
+        "model_version",
+        "prediction_id",
     ]
     assert scores["customer_id"].tolist() == frame["customer_id"].tolist()
     np.testing.assert_array_equal(scores["prediction"], model.predict(frame[FEATURES]))
-    np.testing.assert_allclose(scores[["proba_0", "proba_1", "proba_2"]], model.predict_proba(frame[FEATURES]))
+    np.testing.assert_allclose(
+        scores[["proba_0", "proba_1", "proba_2"]], model.predict_proba(frame[FEATURES])
+    )
     assert set(scores["model_version"]) == {1}
     assert scores["prediction_id"].tolist() == [f"{job.uid}{i:016x}" for i in range(1500)]
     # every prediction also went to the prediction-record sink, with the job id
@@ -72,19 +82,28 @@ def test_output_matches_the_model_in_input_order_with_ids_and_version(
     assert not (churn.settings.home_path / "jobs" / str(job_id) / "parts").exists()  # staging cleaned up
 
 
-def test_version_is_pinned_at_submission(churn: Registry, customers: Path, tmp_path: Path, model_files: dict[str, Path]) -> None:
+def test_version_is_pinned_at_submission(
+    churn: Registry, customers: Path, tmp_path: Path, model_files: dict[str, Path]
+) -> None:
     job_id = _job(churn, input=str(customers), output=str(tmp_path / "o.parquet"))
     churn.push("churn", model_files["logistic"], aliases=["production"])  # alias moves before the job runs
     assert run_job(churn, job_id).version == 1
     assert set(pd.read_parquet(tmp_path / "o.parquet")["model_version"]) == {1}
 
 
-def test_bad_rows_go_to_the_errors_file_and_the_job_goes_on(churn: Registry, tmp_path: Path, iris_frame: pd.DataFrame) -> None:
+def test_bad_rows_go_to_the_errors_file_and_the_job_goes_on(
+    churn: Registry, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
     frame = iris_frame.drop(columns=["target"]).head(50).astype({"petal_width": object})
     frame.insert(0, "id", range(50))
     frame.loc[[7, 31], "petal_width"] = ["wide", "n/a?"]
     frame.to_csv(tmp_path / "in.csv", index=False)
-    job = run_job(churn, _job(churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "o.csv"), keep=["id"], chunk_rows=20))
+    job = run_job(
+        churn,
+        _job(
+            churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "o.csv"), keep=["id"], chunk_rows=20
+        ),
+    )
     assert (job.status, job.rows_done, job.rows_out, job.errors) == ("succeeded", 50, 48, 2)
     errors = pd.read_csv(tmp_path / "o.errors.csv")
     assert errors.to_dict("records") == [
@@ -95,12 +114,16 @@ def test_bad_rows_go_to_the_errors_file_and_the_job_goes_on(churn: Registry, tmp
     assert out["id"].tolist() == [i for i in range(50) if i not in (7, 31)]
 
 
-def test_max_errors_fails_the_job_and_resume_with_a_new_limit_finishes_it(churn: Registry, tmp_path: Path, iris_frame: pd.DataFrame) -> None:
+def test_max_errors_fails_the_job_and_resume_with_a_new_limit_finishes_it(
+    churn: Registry, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
     frame = iris_frame.drop(columns=["target"]).head(60).astype({"sepal_length": object})
     frame.loc[[1, 2, 40], "sepal_length"] = "x"
     frame.to_csv(tmp_path / "in.csv", index=False)
     store = JobStore(churn)
-    job_id = _job(churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "o.parquet"), max_errors=1, chunk_rows=20)
+    job_id = _job(
+        churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "o.parquet"), max_errors=1, chunk_rows=20
+    )
     with pytest.raises(TooManyErrors, match="more than --max-errors 1"):
         run_job(churn, job_id)
     failed = store.get(job_id)
@@ -112,7 +135,9 @@ def test_max_errors_fails_the_job_and_resume_with_a_new_limit_finishes_it(churn:
     assert len(pd.read_csv(tmp_path / "o.errors.csv")) == 3
 
 
-def test_a_schema_mismatch_fails_fast_with_the_missing_columns(churn: Registry, tmp_path: Path, iris_frame: pd.DataFrame) -> None:
+def test_a_schema_mismatch_fails_fast_with_the_missing_columns(
+    churn: Registry, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
     iris_frame.drop(columns=["target", "petal_width"]).to_parquet(tmp_path / "in.parquet")
     job_id = _job(churn, input=str(tmp_path / "in.parquet"), output=str(tmp_path / "o.parquet"))
     with pytest.raises(Invalid, match="lacks column\\(s\\) petal_width that churn:1 needs"):
@@ -121,7 +146,9 @@ def test_a_schema_mismatch_fails_fast_with_the_missing_columns(churn: Registry, 
     assert job.status == "failed" and job.rows_done == 0 and "petal_width" in (job.message or "")
     assert not (tmp_path / "o.parquet").exists()
     iris_frame.to_parquet(tmp_path / "full.parquet")
-    job_id = _job(churn, input=str(tmp_path / "full.parquet"), output=str(tmp_path / "o.parquet"), keep=["nope"])
+    job_id = _job(
+        churn, input=str(tmp_path / "full.parquet"), output=str(tmp_path / "o.parquet"), keep=["nope"]
+    )
     with pytest.raises(Invalid, match="--keep names column\\(s\\) nope"):
         run_job(churn, job_id)
 
@@ -132,11 +159,15 @@ def test_resume_after_a_crash_midway_gives_the_uninterrupted_output(
     """The in-process version of the kill test (the e2e test kills a real process with SIGKILL)."""
     import liveml.jobs.outputs as outputs
 
-    whole = run_job(churn, _job(churn, input=str(customers), output=str(tmp_path / "whole.parquet"), chunk_rows=300))
+    whole = run_job(
+        churn, _job(churn, input=str(customers), output=str(tmp_path / "whole.parquet"), chunk_rows=300)
+    )
     job_id = _job(churn, input=str(customers), output=str(tmp_path / "resumed.parquet"), chunk_rows=300)
     real_write = outputs.Staging.write
 
-    def crash_on_chunk_3(self: outputs.Staging, index: int, output: pd.DataFrame, errors: pd.DataFrame) -> None:
+    def crash_on_chunk_3(
+        self: outputs.Staging, index: int, output: pd.DataFrame, errors: pd.DataFrame
+    ) -> None:
         if index == 3:
             raise KeyboardInterrupt  # as if the process died here
         real_write(self, index, output, errors)
@@ -145,7 +176,9 @@ def test_resume_after_a_crash_midway_gives_the_uninterrupted_output(
     with pytest.raises(KeyboardInterrupt):
         run_job(churn, job_id)
     stopped = JobStore(churn).get(job_id)
-    assert stopped.status == "failed" and stopped.chunks_done == 3 and "jobs resume" in (stopped.message or "")
+    assert (
+        stopped.status == "failed" and stopped.chunks_done == 3 and "jobs resume" in (stopped.message or "")
+    )
     monkeypatch.setattr(outputs.Staging, "write", real_write)
     done = run_job(churn, job_id)
     assert done.status == "succeeded" and done.rows_done == 1500 and done.attempts == 2
@@ -161,7 +194,11 @@ def test_csv_and_folder_outputs(churn: Registry, customers: Path, tmp_path: Path
     run_job(churn, _job(churn, input=str(customers), output=target, keep=["customer_id"], chunk_rows=700))
     if output.endswith("/"):
         parts = sorted((tmp_path / "parts").iterdir())
-        assert [p.name for p in parts] == ["part-000000.parquet", "part-000001.parquet", "part-000002.parquet"]
+        assert [p.name for p in parts] == [
+            "part-000000.parquet",
+            "part-000001.parquet",
+            "part-000002.parquet",
+        ]
         scores = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
     else:
         scores = pd.read_csv(target)
@@ -176,8 +213,12 @@ def test_sql_input_and_fsspec_urls(churn: Registry, customers: Path, tmp_path: P
     run_job(
         churn,
         _job(
-            churn, input_sql="select * from customers order by customer_id", db=f"sqlite:///{db}",
-            output="memory://out/scores.parquet", keep=["customer_id"], chunk_rows=500,
+            churn,
+            input_sql="select * from customers order by customer_id",
+            db=f"sqlite:///{db}",
+            output="memory://out/scores.parquet",
+            keep=["customer_id"],
+            chunk_rows=500,
         ),
     )
     import fsspec
@@ -188,8 +229,13 @@ def test_sql_input_and_fsspec_urls(churn: Registry, customers: Path, tmp_path: P
 
 
 def test_process_pool_gives_the_same_output(churn: Registry, customers: Path, tmp_path: Path) -> None:
-    one = run_job(churn, _job(churn, input=str(customers), output=str(tmp_path / "one.parquet"), chunk_rows=250))
-    two = run_job(churn, _job(churn, input=str(customers), output=str(tmp_path / "two.parquet"), chunk_rows=250, workers=2))
+    one = run_job(
+        churn, _job(churn, input=str(customers), output=str(tmp_path / "one.parquet"), chunk_rows=250)
+    )
+    two = run_job(
+        churn,
+        _job(churn, input=str(customers), output=str(tmp_path / "two.parquet"), chunk_rows=250, workers=2),
+    )
     assert one.status == two.status == "succeeded"
     a, b = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "two.parquet")
     pd.testing.assert_frame_equal(a.drop(columns="prediction_id"), b.drop(columns="prediction_id"))
@@ -212,7 +258,9 @@ def test_claims_cancel_and_bad_requests(churn: Registry, customers: Path, tmp_pa
     with pytest.raises(NotFound, match="no job 999"):
         store.get(999)
     with pytest.raises(NotFound, match="no model"):
-        JobStore(churn).create(JobSpec.parse({"model": "nope", "input": str(customers), "output": "o.parquet"}))
+        JobStore(churn).create(
+            JobSpec.parse({"model": "nope", "input": str(customers), "output": "o.parquet"})
+        )
     with pytest.raises(Invalid, match="output format"):
         check_spec(JobSpec.parse({"model": "churn", "input": str(customers), "output": "o.xlsx"}))
     assert [j.id for j in store.list(model="churn")] == [job_id]

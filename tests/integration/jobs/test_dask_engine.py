@@ -47,17 +47,25 @@ def test_a_cluster_gives_the_local_engines_output(
     churn: Registry, cluster: str, tmp_path: Path, iris_frame: pd.DataFrame
 ) -> None:
     rng = np.random.default_rng(11)
-    frame = iris_frame.drop(columns=["target"]).sample(1000, replace=True, random_state=1).reset_index(drop=True)
+    frame = (
+        iris_frame.drop(columns=["target"]).sample(1000, replace=True, random_state=1).reset_index(drop=True)
+    )
     frame += rng.normal(scale=0.05, size=frame.shape)
     frame.insert(0, "id", range(1000))
     frame.to_csv(tmp_path / "in.csv", index=False)
     local = _run(churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "local.parquet"))
     remote = _run(
-        churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "dask.parquet"), engine="dask", scheduler=cluster
+        churn,
+        input=str(tmp_path / "in.csv"),
+        output=str(tmp_path / "dask.parquet"),
+        engine="dask",
+        scheduler=cluster,
     )
     pd.testing.assert_frame_equal(local, remote)
     # without --scheduler the engine starts (and stops) a local cluster of --workers processes
-    own = _run(churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "own.parquet"), engine="dask", workers=2)
+    own = _run(
+        churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "own.parquet"), engine="dask", workers=2
+    )
     pd.testing.assert_frame_equal(local, own)
 
 
@@ -67,8 +75,13 @@ def test_an_unreachable_scheduler_is_a_clear_error(
     monkeypatch.setattr("liveml.jobs.engines.CONNECT_TIMEOUT_S", 2)
     iris_frame.to_parquet(tmp_path / "in.parquet")
     spec = JobSpec.parse(
-        {"model": "churn", "input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "o.parquet"),
-         "engine": "dask", "scheduler": "tcp://127.0.0.1:9"}
+        {
+            "model": "churn",
+            "input": str(tmp_path / "in.parquet"),
+            "output": str(tmp_path / "o.parquet"),
+            "engine": "dask",
+            "scheduler": "tcp://127.0.0.1:9",
+        }
     )
     job_id = JobStore(churn).create(spec).id
     with pytest.raises(Unavailable, match="cannot reach the Dask scheduler 'tcp://127.0.0.1:9'"):

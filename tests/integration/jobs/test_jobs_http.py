@@ -32,8 +32,13 @@ def test_submit_and_follow_a_job(server: str, tmp_path: Path, iris_frame: pd.Dat
     with httpx.Client(base_url=server, timeout=30) as http:
         response = http.post(
             "/v1/jobs",
-            json={"model": "churn@production", "input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "out.csv"),
-                  "keep": ["target"], "chunk_rows": 40},
+            json={
+                "model": "churn@production",
+                "input": str(tmp_path / "in.parquet"),
+                "output": str(tmp_path / "out.csv"),
+                "keep": ["target"],
+                "chunk_rows": 40,
+            },
         )
         assert response.status_code == 202, response.text
         job = response.json()
@@ -44,10 +49,17 @@ def test_submit_and_follow_a_job(server: str, tmp_path: Path, iris_frame: pd.Dat
             time.sleep(0.2)
             job = http.get(f"/v1/jobs/{job['id']}").json()
         assert job["status"] == "succeeded", job
-        assert (job["rows_done"], job["total_rows"], job["progress"], job["chunks_done"]) == (150, 150, 1.0, 4)
+        assert (job["rows_done"], job["total_rows"], job["progress"], job["chunks_done"]) == (
+            150,
+            150,
+            1.0,
+            4,
+        )
         out = pd.read_csv(tmp_path / "out.csv")
         assert out["target"].tolist() == iris_frame["target"].tolist()
-        assert [j["id"] for j in http.get("/v1/jobs", params={"model": "churn"}).json()["jobs"]] == [job["id"]]
+        assert [j["id"] for j in http.get("/v1/jobs", params={"model": "churn"}).json()["jobs"]] == [
+            job["id"]
+        ]
         cancel = http.post(f"/v1/jobs/{job['id']}/cancel")
         assert cancel.status_code == 409 and "only queued or running" in cancel.json()["error"]
 

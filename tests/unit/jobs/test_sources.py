@@ -83,9 +83,7 @@ def test_sql_query_chunks(tmp_path: Path) -> None:
     db = tmp_path / "data.db"
     with sqlite3.connect(db) as conn:
         _frame(230).to_sql("customers", conn, index=False)
-    source = Source(
-        _spec(input_sql="select * from customers order by id", db=f"sqlite:///{db}")
-    )
+    source = Source(_spec(input_sql="select * from customers order by id", db=f"sqlite:///{db}"))
     assert _ids(source, 100) == _expected(230, 100)
     bad = Source(_spec(input_sql="select * from nowhere", db=f"sqlite:///{db}"))
     with pytest.raises(Invalid, match="the input query failed.*nowhere"):
