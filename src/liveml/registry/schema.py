@@ -180,3 +180,73 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class LabelRow(Base):
+    """Ground truth for one prediction, arriving any time after it; a repeated label replaces the last."""
+
+    __tablename__ = "labels"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the label as JSON (a class, a number): ``{"value": ...}``
+    label: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    times_received: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+class AlertRuleRow(Base):
+    """A condition on a monitoring metric of one model, where to say so, and its current state."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
+    metric: Mapped[str] = mapped_column(String(256), nullable=False)
+    op: Mapped[str] = mapped_column(String(8), nullable=False)  # above | below
+    threshold: Mapped[float] = mapped_column(Float, nullable=False)
+    severity: Mapped[str] = mapped_column(String(16), nullable=False)
+    window_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    min_rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    cooldown_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: where notices go: ``[{"type": "webhook" | "slack" | "email", ...}]``
+    channels: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="ok")  # ok | firing | no_data
+    last_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class AlertEventRow(Base):
+    """A rule fired or resolved, and how each channel's delivery went."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # fired | resolved
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    #: per channel: ``[{"channel": ..., "status": "delivered" | "failed" | "pending", "attempts": n, "error": ...}]``
+    deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class MonitorRow(Base):
+    """A model's monitoring settings (drift tests and thresholds per feature, window, schedule)."""
+
+    __tablename__ = "monitors"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
