@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import (
@@ -92,6 +92,29 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("AIP_HEALTH_ROUTE", "vertex_health_route")
     )
 
+    # -- prediction log ------------------------------------------------------------------------
+    log_predictions: bool = Field(
+        default=True, description="Persist every prediction (serving and batch) in the prediction log."
+    )
+    log_url: str | None = Field(
+        default=None,
+        description="Where the prediction log's Parquet segments go: a folder or fsspec URL; default <home>/predictions.",
+    )
+    log_flush_s: float = Field(
+        default=1.0, gt=0, le=3600, description="How often buffered predictions are written to the log."
+    )
+    log_durability: Literal["buffered", "strict"] = Field(
+        default="buffered",
+        description="buffered: a SIGKILL loses at most the last log_flush_s of predictions; strict: every "
+        "prediction is in a write-ahead file before it is answered, so none is lost.",
+    )
+    log_sample_rate: float = Field(
+        default=1.0, ge=0, le=1, description="Share of predictions logged (1: all; 0.1: one in ten)."
+    )
+    log_retention_days: float = Field(
+        default=30, gt=0, description="Log segments older than this many days are deleted."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -102,6 +125,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_log_url(self) -> str:
+        return self.log_url or str(self.home_path / "predictions")
 
     @property
     def home_path(self) -> Path:

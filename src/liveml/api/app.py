@@ -20,6 +20,7 @@ from liveml.serving.host import ModelHost
 PROTOCOLS = (
     "liveml.api.native",
     "liveml.api.jobs",
+    "liveml.api.feedback",
     "liveml.api.v2",
     "liveml.api.kserve_v1",
     "liveml.api.sagemaker",

@@ -53,6 +53,11 @@ def run_job(
     fails is recorded as failed (with the reason) and the error is raised."""
     store = JobStore(registry)
     job, owner = store.claim(job_id)
+    own_sink = sink is None
+    if sink is None:
+        from liveml.monitoring.log import sink_for
+
+        sink = sink_for(registry.settings)
     beat = _Heartbeat(store, job_id, owner)
     beat.start()
     try:
@@ -68,6 +73,8 @@ def run_job(
         raise
     finally:
         beat.stop()
+        if own_sink and sink is not None and hasattr(sink, "close"):
+            sink.close()  # everything this job predicted is in the log before it says it is done
     return store.get(job_id)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from liveml.errors import Conflict, Invalid, NotFound
 from liveml.jobs.spec import RESUMABLE, Job, JobSpec
+from liveml.processes import alive
 from liveml.registry.registry import Registry
 from liveml.registry.schema import JobRow, utcnow
 
@@ -218,22 +219,7 @@ def _dead_here(runner: str | None) -> bool:
     host, _, pid = (runner or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return _zombie(int(pid))
-
-
-def _zombie(pid: int) -> bool:
-    """A killed child not yet reaped by its parent still has a pid; it runs nothing."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return not alive(int(pid))
 
 
 def _ago(when: datetime | None) -> str:

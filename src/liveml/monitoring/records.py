@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import pandas as pd
+
+from liveml.runtimes.base import Prediction
 
 
 @dataclass(frozen=True)
@@ -28,25 +31,31 @@ class PredictionRecord:
 
 @dataclass(frozen=True)
 class PredictionBatch:
-    """Many predictions of one version at once, as columns (a batch job's chunk): row ``i`` of ``inputs``
-    and ``outputs`` belongs to ``prediction_ids[i]``."""
+    """The predictions of one request or one batch-job chunk, as columns: row ``i`` of ``inputs`` and
+    ``outputs`` belongs to ``prediction_ids[i]``. ``outputs`` is the runtime's ``Prediction`` as it came
+    (serving: no copy on the predict path) or a frame of ``prediction``/``proba_<class>`` columns."""
 
     model: str
     version: int
     at: datetime
-    prediction_ids: list[str]
+    prediction_ids: Sequence[str]
     inputs: pd.DataFrame
-    outputs: pd.DataFrame
+    outputs: pd.DataFrame | Prediction
     latency_ms: float
     job_id: str | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
 
+    def outputs_frame(self) -> pd.DataFrame:
+        if isinstance(self.outputs, pd.DataFrame):
+            return self.outputs.reset_index(drop=True)
+        return self.outputs.to_frame(probabilities=True)
+
     def records(self) -> list[PredictionRecord]:
         """The same rows as one record each (for sinks that only take records)."""
         ins: list[dict[str, Any]] = self.inputs.to_dict("records")  # type: ignore[assignment]
-        outs: list[dict[str, Any]] = self.outputs.to_dict("records")  # type: ignore[assignment]
+        outs: list[dict[str, Any]] = self.outputs_frame().to_dict("records")  # type: ignore[assignment]
         per_row = self.latency_ms / max(len(self), 1)
         return [
             PredictionRecord(pid, self.model, self.version, self.at, i, o, per_row, self.job_id)

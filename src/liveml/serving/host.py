@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
 
 import pandas as pd
 
 from liveml.errors import Invalid, LivemlError, ModelFailed, NotFound, Unavailable
-from liveml.monitoring.records import NullSink, PredictionSink
+from liveml.monitoring.records import NullSink, PredictionBatch, PredictionSink
 from liveml.registry import ModelRef, ModelVersion, Registry, parse_ref
 from liveml.registry.loading import LoadedModel, Rows, load_version, to_frame
 from liveml.runtimes import Prediction
@@ -364,19 +363,12 @@ class ModelHost:
     ) -> None:
         if isinstance(self.sink, NullSink):
             return
-        from liveml.monitoring.records import PredictionRecord
-
-        now = datetime.now(UTC)
-        outputs = cast(list[dict[str, Any]], prediction.to_frame().to_dict(orient="records"))
-        inputs = cast(list[dict[str, Any]], frame.to_dict(orient="records"))
-        per_row = latency_ms / max(len(ids), 1)
+        # columns as they are: the sink copies nothing on the predict path (a log writes them later)
+        batch = PredictionBatch(
+            served.name, served.number, datetime.now(UTC), ids, frame, prediction, latency_ms
+        )
         try:
-            self.sink.emit(
-                [
-                    PredictionRecord(pid, served.name, served.number, now, inp, out, per_row)
-                    for pid, inp, out in zip(ids, inputs, outputs, strict=True)
-                ]
-            )
+            self.sink.emit_batch(batch)
         except Exception:  # the log must never fail a prediction
             log.exception("prediction sink failed")
 

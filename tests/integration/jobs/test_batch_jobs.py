@@ -264,3 +264,23 @@ def test_claims_cancel_and_bad_requests(churn: Registry, customers: Path, tmp_pa
     with pytest.raises(Invalid, match="output format"):
         check_spec(JobSpec.parse({"model": "churn", "input": str(customers), "output": "o.xlsx"}))
     assert [j.id for j in store.list(model="churn")] == [job_id]
+
+
+def test_batch_predictions_reach_the_prediction_log_with_the_job_id(
+    churn: Registry, customers: Path, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from liveml.monitoring.log import PredictionLog
+
+    job = run_job(
+        churn, _job(churn, input=str(customers), output=str(tmp_path / "o.parquet"), chunk_rows=600)
+    )
+    now = datetime.now(UTC)
+    window = PredictionLog(churn.settings).read("churn", now - timedelta(hours=1), now + timedelta(minutes=1))
+    assert len(window) == 1500 and set(window.meta["job_id"]) == {str(job.id)}
+    assert (
+        window.meta["prediction_id"].tolist()
+        == pd.read_parquet(tmp_path / "o.parquet")["prediction_id"].tolist()
+    )
+    assert list(window.inputs.columns) == FEATURES and "prediction" in window.outputs.columns
