@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from liveml import __version__
-from liveml.cli import aliases, batch, jobs, models, predict, serve
+from liveml.cli import aliases, batch, jobs, models, predict, schedules, serve
 from liveml.cli.render import error_console
 from liveml.errors import Invalid, LivemlError
 from liveml.settings import Settings
@@ -56,6 +56,9 @@ app.command("predict")(predict.predict)
 app.command("serve")(serve.serve)
 app.add_typer(batch.batch_app, name="batch")
 app.add_typer(jobs.jobs_app, name="jobs")
+batch.batch_app.command("schedule")(schedules.schedule)
+app.add_typer(schedules.schedules_app, name="schedules")
+app.command("scheduler")(schedules.scheduler)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from liveml.cli.context import settings_of
 from liveml.cli.render import error_console
+from liveml.settings import Settings
+
+if TYPE_CHECKING:
+    from liveml.api.context import ApiContext
+    from liveml.serving import ModelHost
 
 
 def serve(
@@ -79,11 +86,15 @@ def serve(
         ),
     ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Start scheduled batch jobs (`liveml schedules`); one leader among servers sharing a database.",
+        ),
+    ] = True,
 ) -> None:
     """Serve models over HTTP: liveml's API, Open Inference V2, KServe V1, SageMaker, MLflow and Vertex AI."""
-    import uvicorn
-
-    from liveml.api import create_app
     from liveml.api.context import ApiContext
     from liveml.registry import Registry
     from liveml.serving import ModelHost
@@ -157,6 +168,38 @@ def serve(
     if settings.server_host not in ("127.0.0.1", "localhost", "::1"):
         error_console().print(f"listening on {settings.server_host}: reachable from other machines")
     announce = lambda: _announce(host_, settings.server_host, settings.server_port)  # noqa: E731
+    with _scheduler(settings, enabled=scheduler and folder is None):
+        _run(host_, context, settings, workers=workers, log_level=log_level, announce=announce)
+
+
+@contextmanager
+def _scheduler(settings: Settings, *, enabled: bool) -> Iterator[None]:
+    """The scheduler thread, in this (the master) process only: forked workers do not run it."""
+    if not enabled:
+        yield
+        return
+    from liveml.jobs.scheduler import Scheduler
+
+    running = Scheduler(settings).start()
+    try:
+        yield
+    finally:
+        running.stop()
+
+
+def _run(
+    host_: ModelHost,
+    context: ApiContext,
+    settings: Settings,
+    *,
+    workers: int,
+    log_level: str,
+    announce: Callable[[], None],
+) -> None:
+    import uvicorn
+
+    from liveml.api import create_app
+
     if workers == 1:
         app = create_app(host_, context=context, on_ready=announce)
         uvicorn.run(

@@ -42,7 +42,7 @@ class LabelStore:
         name = self.registry.get(model).model
         good: dict[str, Any] = {}
         problems: list[str] = []
-        invalid = 0
+        invalid = repeated_here = 0
         for i, entry in enumerate(labels):
             problem = _problem(entry)
             if problem:
@@ -50,8 +50,10 @@ class LabelStore:
                 if len(problems) < 20:
                     problems.append(f"entry {i}: {problem}")
                 continue
-            good[str(entry["prediction_id"])] = _plain(entry["label"])
-        accepted = repeated = 0
+            pid = str(entry["prediction_id"])
+            repeated_here += pid in good  # the same id twice in one submission: the last label counts
+            good[pid] = _plain(entry["label"])
+        accepted, repeated = 0, repeated_here
         ids = list(good)
         for start in range(0, len(ids), CHUNK):
             part = ids[start : start + CHUNK]
