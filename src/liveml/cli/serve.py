@@ -144,9 +144,12 @@ def serve(
         served = register_model_dir(registry, folder, name=name)
         error_console().print(f"model folder {folder}: serving {served}")
         refs = [name]
+    from liveml.monitoring.log import sink_for
+
     host_ = ModelHost(
         registry,
         refs=refs,
+        sink=sink_for(settings),
         options=HostOptions(
             poll_interval_s=settings.alias_poll_s,
             max_rows=settings.max_request_rows,

@@ -150,6 +150,12 @@ class ModelHost:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        close = getattr(self.sink, "close", None)
+        if callable(close):  # e.g. the prediction log: write what it holds before the process ends
+            try:
+                close()
+            except Exception:
+                log.exception("closing the prediction sink failed")
         with self._lock:
             for served in {
                 *self._versions.values(),
