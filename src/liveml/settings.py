@@ -9,7 +9,7 @@ import getpass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -114,6 +114,22 @@ class Settings(BaseSettings):
     log_retention_days: float = Field(
         default=30, gt=0, description="Log segments older than this many days are deleted."
     )
+
+    # -- monitoring and alerts ----------------------------------------------------------------
+    monitor_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often `liveml serve` / `liveml scheduler` run the monitors of models with alert rules (0: never).",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail alerts.")
+    smtp_port: int | None = Field(
+        default=None, ge=1, le=65535, description="SMTP port (default 25, 465 with smtp_ssl)."
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login, when the server wants one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str | None = Field(default=None, description="Sender address of alert e-mails.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_ssl: bool = Field(default=False, description="Connect to SMTP over TLS from the start.")
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +41,10 @@ def create_app(
     import importlib
 
     ctx = context or ApiContext(host=host)
+    from liveml.monitoring.prometheus import AlertCollector
+
+    with contextlib.suppress(ValueError):  # one collector per host, however many apps are built on it
+        host.metrics.registry.register(AlertCollector(host.registry))
     routes: list[BaseRoute] = [
         Route("/metrics", _metrics(host), methods=["GET"]),
         Route("/health/live", _live(host), methods=["GET"]),

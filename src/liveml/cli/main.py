@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from liveml import __version__
-from liveml.cli import aliases, batch, jobs, models, predict, schedules, serve
+from liveml.cli import alerts, aliases, batch, jobs, models, monitor, predict, schedules, serve
 from liveml.cli.render import error_console
 from liveml.errors import Invalid, LivemlError
 from liveml.settings import Settings
@@ -59,13 +59,20 @@ app.add_typer(jobs.jobs_app, name="jobs")
 batch.batch_app.command("schedule")(schedules.schedule)
 app.add_typer(schedules.schedules_app, name="schedules")
 app.command("scheduler")(schedules.scheduler)
+app.add_typer(monitor.monitor_app, name="monitor")
+app.command("feedback")(monitor.feedback)
+app.add_typer(alerts.alerts_app, name="alerts")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every expected failure is one line on stderr and an exit code, never a traceback."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="liveml", standalone_mode=False)
+        code = command.main(args=argv, prog_name="liveml", standalone_mode=False)
+        if (
+            isinstance(code, int) and code
+        ):  # `raise typer.Exit(n)` in a command comes back as its return value
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -18,6 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -74,6 +75,9 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._children: list[subprocess.Popen[bytes]] = []
+        self._monitoring: threading.Thread | None = None
+        self._monitored_at: datetime | None = None
+        self._notifier: Any = None
 
     @property
     def registry(self) -> Registry:
@@ -154,7 +158,36 @@ class Scheduler:
                     raise
                 except LivemlError as exc:  # one broken schedule does not hold the others up
                     log.error("schedule %d: %s", schedule.id, exc.message)
+            self._monitor(now)
             return started
+
+    def _monitor(self, now: datetime) -> None:
+        """The leader also runs the monitors of models with alert rules, every ``monitor_interval_s``, in a
+        thread of their own (a window of a million predictions takes seconds; schedules must not wait)."""
+        interval = self.settings.monitor_interval_s
+        if interval <= 0 or (self._monitoring is not None and self._monitoring.is_alive()):
+            return
+        if self._monitored_at is not None and (now - self._monitored_at).total_seconds() < min(interval, 60):
+            return
+        self._monitored_at = now
+
+        def run() -> None:
+            from liveml.monitoring.channels import Notifier
+            from liveml.monitoring.monitor import Monitor
+
+            if self._notifier is None:
+                self._notifier = Notifier(self.registry)
+            try:
+                Monitor(self.registry, notifier=self._notifier).run_due(
+                    interval=timedelta(seconds=interval), now=now
+                )
+            except LivemlError as exc:
+                log.error("monitors: %s", exc.message)
+            except Exception:
+                log.exception("monitors failed")
+
+        self._monitoring = threading.Thread(target=run, name="liveml-monitors", daemon=True)
+        self._monitoring.start()
 
     def run_due(self, schedule: Schedule, now: datetime) -> list[Job]:
         """Claim the due slots of ``schedule`` (as read earlier), create their jobs and start them.
@@ -257,6 +290,11 @@ class Scheduler:
         self.close()
 
     def close(self) -> None:
+        if self._monitoring is not None:
+            self._monitoring.join(timeout=30)
+        if self._notifier is not None:
+            self._notifier.close(timeout=10)
+            self._notifier = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None

@@ -230,6 +230,19 @@ class PredictionLog:
     def models(self) -> list[str]:
         return sorted(p.rsplit("model=", 1)[1] for p in self.fs.glob(f"{self.root}/model=*"))
 
+    def ids(self, model: str, days: float) -> set[str]:
+        """The prediction ids logged for ``model`` in the last ``days`` (only that column is read)."""
+        start = datetime.now(UTC) - timedelta(days=days)
+        found: set[str] = set()
+        day = start.date()
+        while day <= datetime.now(UTC).date():
+            for path in self.fs.glob(f"{self.root}/model={model}/date={day.isoformat()}/*.parquet"):
+                found.update(
+                    pq.read_table(path, columns=["prediction_id"], filesystem=self.fs).column(0).to_pylist()
+                )
+            day += timedelta(days=1)
+        return found
+
     def read(self, model: str, start: datetime, end: datetime) -> Window:
         """Every logged prediction of ``model`` with ``start <= at < end``, oldest first."""
         files = []

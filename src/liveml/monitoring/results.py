@@ -43,6 +43,8 @@ class DatasetDrift(_Result):
     columns: int
     threshold: float = 0.5
     drift: bool
+    #: why nothing was declared (too few rows, no column could be tested)
+    skipped: str | None = None
 
 
 class MultivariateDrift(_Result):

@@ -5,6 +5,9 @@ Drift detection fits its tests on it later (K-S and Wasserstein from the quantil
 Jensen-Shannon and PSI from the histogram or the category frequencies, Z-test from mean and std), so it
 keeps enough for that and stays a few KB per column whatever the number of rows. The JSON never holds
 NaN or Infinity: undefined statistics are ``null`` and infinities are counted apart from finite values.
+
+``multivariate`` (optional) holds a PCA of the standardized numeric inputs and the reference's
+reconstruction error, for shifts no single column shows (NannyML's data reconstruction drift).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
 from liveml.errors import Invalid
 
@@ -27,6 +31,12 @@ TOP_CATEGORIES = 100
 MAX_LABEL_CHARS = 64  # longer category values are cut to 63 characters + "…" (see ``category_labels``)
 NumericType = Literal["integer", "number", "datetime", "duration"]
 _SIGNIFICANT = 6  # digits kept in the quantiles, edges and sample of float columns
+MULTIVARIATE_MIN_ROWS = 50
+MULTIVARIATE_MAX_COLUMNS = 50  # the first 50 numeric inputs, in signature order: the section stays KBs
+MULTIVARIATE_MAX_ROWS = 500_000  # a seeded sample of larger references (the statistics have converged)
+PCA_VARIANCE = 0.65  # components kept: the fewest explaining 65% of the variance (as NannyML)
+RECONSTRUCTION_CHUNKS = 10
+_ROWS_PER_BLOCK = 65_536
 
 
 class _Frozen(BaseModel):
@@ -113,6 +123,35 @@ class CategoricalProfile(_Frozen):
 ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
 
 
+class MultivariateProfile(_Frozen):
+    """PCA data reconstruction of the numeric inputs, standardized with their reference mean and std.
+
+    A row's error is the Euclidean distance between its standardized values (missing or infinite ones
+    imputed with the mean, i.e. 0) and their reconstruction from the kept components. As NannyML does,
+    the reference errors come from the fitted PCA itself, and ``chunk_means`` from
+    ``RECONSTRUCTION_CHUNKS`` consecutive chunks of the reference rows (in their order), so a reference
+    that varies over its own rows gets a wider band.
+    """
+
+    method: Literal["pca_reconstruction"] = "pca_reconstruction"
+    columns: tuple[str, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    components: tuple[tuple[float, ...], ...] = Field(description="k unit vectors over the columns")
+    explained_variance: float = Field(description="share of the variance the kept components explain")
+    rows: int = Field(description="reference rows the statistics come from")
+    error_mean: float
+    error_std: float = Field(description="per row (ddof=0)")
+    chunk_rows: int
+    chunk_means: tuple[float, ...]
+    chunk_std: float = Field(description="standard deviation (ddof=1) of the chunk means")
+
+    def errors(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's reconstruction error; ``frame`` holds (at least) ``columns``."""
+        z = _standardized(frame, self.columns, np.asarray(self.means), np.asarray(self.scales))
+        return _reconstruction_errors(z, np.asarray(self.components, dtype="float64"))
+
+
 class ProfileSummaryRow(_Frozen):
     column: str
     role: Literal["input", "output"]
@@ -129,6 +168,9 @@ class ReferenceProfile(_Frozen):
     columns: dict[str, ColumnProfile] = Field(description="the model inputs, in signature order")
     outputs: dict[str, ColumnProfile] = Field(default_factory=dict, description="model outputs on the rows")
     created_at: datetime | None = None
+    multivariate: MultivariateProfile | None = Field(
+        default=None, description=f"numeric inputs: >= 2 columns, >= {MULTIVARIATE_MIN_ROWS} rows"
+    )
 
     def to_json(self) -> str:
         """Compact JSON (no NaN or Infinity), keeping fields this version does not know."""
@@ -163,11 +205,13 @@ def build_profile(
         raise Invalid("reference data has no columns; give a reference table with the model's input columns")
     if outputs is not None and len(outputs) != len(inputs):
         raise Invalid(f"the model gave {len(outputs)} output rows for {len(inputs)} reference rows")
+    columns = _profile_frame(inputs, sample_size, seed)
     return ReferenceProfile(
         rows=len(inputs),
-        columns=_profile_frame(inputs, sample_size, seed),
+        columns=columns,
         outputs={} if outputs is None else _profile_frame(outputs, sample_size, seed),
         created_at=datetime.now(UTC),
+        multivariate=_multivariate(inputs, columns, seed),
     )
 
 
@@ -281,6 +325,82 @@ def _numeric_stats(finite: np.ndarray, value_type: NumericType, sample: np.ndarr
     }
 
 
+def _multivariate(
+    frame: pd.DataFrame, profiles: dict[str, ColumnProfile], seed: int
+) -> MultivariateProfile | None:
+    """PCA reconstruction statistics of the numeric (integer, number) inputs that vary; None if too few."""
+    picked = [
+        (i, name, col)
+        for i, (name, col) in enumerate(profiles.items())
+        if isinstance(col, NumericProfile) and col.value_type in ("integer", "number") and col.std
+    ][:MULTIVARIATE_MAX_COLUMNS]
+    if len(picked) < 2 or len(frame) < MULTIVARIATE_MIN_ROWS:
+        return None
+    rng = np.random.default_rng([seed, 1])
+    rows = frame.iloc[:, [i for i, _, _ in picked]]
+    if len(rows) > MULTIVARIATE_MAX_ROWS:
+        rows = rows.iloc[np.sort(rng.choice(len(rows), MULTIVARIATE_MAX_ROWS, replace=False))]
+    rows.columns = pd.Index([name for _, name, _ in picked])
+    means = np.array([col.mean for _, _, col in picked], dtype="float64")
+    scales = np.array([col.std for _, _, col in picked], dtype="float64")
+    z = _standardized(rows, tuple(rows.columns), means, scales)
+    with threadpool_limits(1, user_api="blas"):
+        gram = z.T @ z
+    axes, explained = _principal_components(gram)
+    components = tuple(tuple(float(f"{v:.6g}") for v in row) for row in axes.tolist())
+    errors = _reconstruction_errors(z, np.asarray(components))
+    chunk_means = np.array([chunk.mean() for chunk in np.array_split(errors, RECONSTRUCTION_CHUNKS)])
+    return MultivariateProfile(
+        columns=tuple(rows.columns),
+        means=tuple(means.tolist()),
+        scales=tuple(scales.tolist()),
+        components=components,
+        explained_variance=round(explained, 6),
+        rows=len(z),
+        error_mean=float(errors.mean()),
+        error_std=float(errors.std()),
+        chunk_rows=len(z) // RECONSTRUCTION_CHUNKS,
+        chunk_means=tuple(chunk_means.tolist()),
+        chunk_std=float(chunk_means.std(ddof=1)),
+    )
+
+
+def _principal_components(gram: np.ndarray) -> tuple[np.ndarray, float]:
+    """Unit principal axes (rows, largest variance first, sign fixed) of the centred data whose
+    ``X.T @ X`` is ``gram``: the fewest explaining ``PCA_VARIANCE`` of the variance; and their share."""
+    _, singular, vt = np.linalg.svd(gram, hermitian=True)  # gram is symmetric positive semi-definite
+    share = np.cumsum(singular) / max(float(singular.sum()), np.finfo(float).tiny)
+    k = min(int(np.searchsorted(share, PCA_VARIANCE - 1e-12)) + 1, len(share))
+    axes = vt[:k] * np.sign(vt[:k, [0]] + (vt[:k, [0]] == 0))  # first coordinate >= 0: deterministic
+    return axes, float(share[k - 1])
+
+
+def _standardized(
+    frame: pd.DataFrame, columns: tuple[str, ...], means: np.ndarray, scales: np.ndarray
+) -> np.ndarray:
+    """(rows, columns) standardized values; missing, infinite and non-numeric values imputed with 0."""
+    z = np.empty((len(frame), len(columns)))
+    for j, name in enumerate(columns):
+        series = frame[name]
+        if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+            series = pd.to_numeric(series.astype("object"), errors="coerce")
+        with np.errstate(invalid="ignore", over="ignore"):
+            z[:, j] = (series.to_numpy(dtype="float64", na_value=np.nan) - means[j]) / scales[j]
+    z[~np.isfinite(z)] = 0.0
+    return z
+
+
+def _reconstruction_errors(z: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each row of ``z`` to its projection on the span of ``components``."""
+    errors = np.empty(len(z))
+    with threadpool_limits(1, user_api="blas"):  # tall and thin: threads only add overhead (5x when busy)
+        for start in range(0, len(z), _ROWS_PER_BLOCK):
+            block = z[start : start + _ROWS_PER_BLOCK]
+            residual = block - (block @ components.T) @ components
+            errors[start : start + len(block)] = np.sqrt(np.einsum("ij,ij->i", residual, residual))
+    return errors
+
+
 def _compact(values: np.ndarray, value_type: str, span: float) -> tuple[float, ...]:
     """Round for a small JSON: floats to 6 significant digits, integers to 3 decimals, times to whole
     seconds; never coarser than a millionth of the column's range."""
@@ -338,6 +458,7 @@ __all__ = [
     "CategoryCount",
     "ColumnProfile",
     "Histogram",
+    "MultivariateProfile",
     "NumericProfile",
     "ProfileSummaryRow",
     "ReferenceProfile",
