@@ -39,12 +39,14 @@ def _env(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def serving(args: list[str], home: Path, cwd: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serving(
+    args: list[str], home: Path, cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = _free_port()
     proc = subprocess.Popen(
         [*LIVEML, "serve", "--port", str(port), *args],
         cwd=cwd,
-        env=_env(home),
+        env={**_env(home), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

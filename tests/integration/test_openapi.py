@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,9 @@ from liveml.api import create_app
 from liveml.api.openapi import assets_dir, column_schema
 from liveml.serving import ModelHost
 from liveml.serving.host import HostOptions
+from tests.browser import require_chromium, run_chromium
 from tests.live_server import LiveServer
 
-CHROMIUM = "/usr/bin/chromium"
 #: what the second iris version takes: a different signature, so an alias move shows in the document
 V2_SIGNATURE = Signature(
     inputs=(
@@ -228,24 +227,13 @@ def test_docs_page_is_offline_and_assets_are_packaged(served: Served) -> None:
 
 
 def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=15000", *extra, url,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    return run_chromium(url, profile, *extra)
 
 
 @pytest.fixture
 def chromium() -> str:
     """Debian's Chromium, or a loud skip (before any model is pushed) saying how to get it."""
-    if not Path(CHROMIUM).exists():
-        reason = (
-            f"{CHROMIUM} is missing, so /docs was NOT rendered in a browser: run scripts/install_chromium.sh"
-        )
-        warnings.warn(reason, stacklevel=2)
-        pytest.skip(reason)
-    return CHROMIUM
+    return require_chromium("/docs")
 
 
 @pytest.mark.slow

@@ -84,6 +84,6 @@ def test_an_unreachable_scheduler_is_a_clear_error(
         }
     )
     job_id = JobStore(churn).create(spec).id
-    with pytest.raises(Unavailable, match="cannot reach the Dask scheduler 'tcp://127.0.0.1:9'"):
+    with pytest.raises(Unavailable, match=r"cannot reach the Dask scheduler 'tcp://127.0.0.1:9'"):
         run_job(churn, job_id)
     assert JobStore(churn).get(job_id).status == "failed"

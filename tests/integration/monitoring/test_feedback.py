@@ -53,7 +53,7 @@ def test_labels_from_a_file(tmp_path: Path) -> None:
         {"prediction_id": "a", "label": 1},
         {"prediction_id": "b", "label": 0},
     ]
-    with pytest.raises(Invalid, match="lacks column\\(s\\) prediction_id, label.*--id-column"):
+    with pytest.raises(Invalid, match=r"lacks column\(s\) prediction_id, label.*--id-column"):
         labels_from_frame(frame)
 
 
@@ -69,10 +69,19 @@ def test_feedback_over_http_joins_the_ids_predict_gave(server: str, churn: Regis
     ids = httpx.post(f"{server}/v1/models/churn/predict", json={"inputs": rows}).json()["ids"]
     response = httpx.post(
         f"{server}/v1/models/churn/feedback",
-        json={"labels": [{"prediction_id": i, "label": 0} for i in ids] + [{"prediction_id": ids[0], "label": 1}]},
+        json={
+            "labels": [{"prediction_id": i, "label": 0} for i in ids]
+            + [{"prediction_id": ids[0], "label": 1}]
+        },
     )
     assert response.status_code == 200, response.text
-    assert response.json() | {"problems": []} == {"model": "churn", "accepted": 3, "repeated": 1, "invalid": 0, "problems": []}
+    assert response.json() | {"problems": []} == {
+        "model": "churn",
+        "accepted": 3,
+        "repeated": 1,
+        "invalid": 0,
+        "problems": [],
+    }
     assert LabelStore(churn).get("churn", ids) == {ids[0]: 1, ids[1]: 0, ids[2]: 0}
     bad = httpx.post(f"{server}/v1/models/churn/feedback", json={"label": 1})
     assert bad.status_code == 400 and '"labels"' in bad.json()["error"]

@@ -37,13 +37,25 @@ def test_batches_read_back_by_window(tmp_path: Path) -> None:
         plog.emit_batch(_batch(i, 5, at=now))
     plog.emit_batch(_batch(100, 2, at=now - timedelta(days=2)))  # outside the window
     mixed = PredictionBatch(
-        "churn", 4, now, ["m1", "m2"], pd.DataFrame({"x": [1.0, 2.0], "plan": ["pro", None]}),
-        pd.DataFrame({"prediction": ["yes", "no"]}), 1.0, job_id="17",
+        "churn",
+        4,
+        now,
+        ["m1", "m2"],
+        pd.DataFrame({"x": [1.0, 2.0], "plan": ["pro", None]}),
+        pd.DataFrame({"prediction": ["yes", "no"]}),
+        1.0,
+        job_id="17",
     )
     plog.emit_batch(mixed)
     assert plog.flush() == 54
     window = plog.read("churn", now - timedelta(hours=1), now + timedelta(seconds=1))
-    assert len(window) == 52 and list(window.meta.columns) == ["prediction_id", "version", "at", "latency_ms", "job_id"]
+    assert len(window) == 52 and list(window.meta.columns) == [
+        "prediction_id",
+        "version",
+        "at",
+        "latency_ms",
+        "job_id",
+    ]
     first = window.meta[window.meta["version"] == 3]
     assert first["prediction_id"].tolist() == [f"id{k:06d}" for k in range(50)]
     assert window.inputs.loc[first.index, "x"].tolist() == list(map(float, range(50)))
@@ -93,7 +105,9 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["buffered", "strict"])
-def test_sigkill_loses_nothing_older_than_the_flush_interval_or_nothing_at_all(tmp_path: Path, mode: str) -> None:
+def test_sigkill_loses_nothing_older_than_the_flush_interval_or_nothing_at_all(
+    tmp_path: Path, mode: str
+) -> None:
     root = str(Path(__file__).resolve().parents[3])
     code = CHILD.format(root=root, home=str(tmp_path), mode=mode)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=root)
@@ -112,11 +126,11 @@ def test_sigkill_loses_nothing_older_than_the_flush_interval_or_nothing_at_all(t
     plog = PredictionLog(Settings(home=tmp_path, log_durability=mode))
     plog.recover()
     now = datetime.now(UTC)
-    found = set(plog.read("churn", now - timedelta(hours=1), now + timedelta(seconds=1)).meta["prediction_id"])
-    if mode == "strict":
-        must = [n for n, _ in acked]
-    else:
-        must = [n for n, at in acked if at < killed_at - 0.2 - 0.1]  # older than the flush interval (+ slack)
+    found = set(
+        plog.read("churn", now - timedelta(hours=1), now + timedelta(seconds=1)).meta["prediction_id"]
+    )
+    # strict: every acknowledged one; buffered: those older than the flush interval (+ slack)
+    must = [n for n, at in acked if mode == "strict" or at < killed_at - 0.2 - 0.1]
     missing = [n for n in must if f"id{n:06d}" not in found]
     assert not missing, f"{len(missing)} acknowledged predictions lost ({mode}): {missing[:10]}"
     assert len(found) <= len(acked) + 1

@@ -8,17 +8,16 @@ import os
 import re
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
 import pytest
 
 from liveml.monitoring.report import render_html
+from tests.browser import require_chromium, run_chromium
 from tests.unit.monitoring.test_report import GENERATED, churn_window
 
 pytest.importorskip("matplotlib")
 
-CHROMIUM = "/usr/bin/chromium"
 #: added to a copy of the page (the report itself has no script): each plot's size as laid out
 PROBE = """<script>
 window.addEventListener("load", () => {
@@ -35,23 +34,12 @@ window.addEventListener("load", () => {
 
 
 def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: no name resolves
-        f"--user-data-dir={profile}", "--virtual-time-budget=5000", *extra, url,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    return run_chromium(url, profile, *extra, budget_ms=5000, offline=True)
 
 
 @pytest.fixture
 def chromium() -> str:
-    """Debian's Chromium, or a loud skip saying how to get it."""
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing, so the report was NOT rendered in a browser: run scripts/install_chromium.sh"
-        warnings.warn(reason, stacklevel=2)
-        pytest.skip(reason)
-    return CHROMIUM
+    return require_chromium("the monitoring report")
 
 
 @pytest.mark.slow

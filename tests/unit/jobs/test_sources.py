@@ -86,7 +86,7 @@ def test_sql_query_chunks(tmp_path: Path) -> None:
     source = Source(_spec(input_sql="select * from customers order by id", db=f"sqlite:///{db}"))
     assert _ids(source, 100) == _expected(230, 100)
     bad = Source(_spec(input_sql="select * from nowhere", db=f"sqlite:///{db}"))
-    with pytest.raises(Invalid, match="the input query failed.*nowhere"):
+    with pytest.raises(Invalid, match=r"the input query failed.*nowhere"):
         list(bad.chunks(10))
 
 
