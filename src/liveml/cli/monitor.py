@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -114,7 +115,9 @@ def report(
     model: Annotated[str, typer.Argument(help="Model reference.")],
     window: Window = "7d",
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the JSON result here.")] = None,
+    json_path: Annotated[
+        str | None, typer.Option("--json", help="Write the JSON result here (- for stdout).")
+    ] = None,
 ) -> None:
     """An HTML page to read offline (plots per feature and over time), and/or the result as JSON."""
     from liveml.monitoring.monitor import Monitor
@@ -127,8 +130,10 @@ def report(
     if html is not None:
         html.write_text(render_html(done.result, done.profile, done.window.inputs, done.window.outputs))
         error_console().print(f"wrote {html} ({done.result.rows:,} predictions)")
-    if json_path is not None:
-        json_path.write_text(render_json(done.result))
+    if json_path == "-":
+        sys.stdout.write(render_json(done.result) + "\n")
+    elif json_path is not None:
+        Path(json_path).write_text(render_json(done.result))
         error_console().print(f"wrote {json_path}")
 
 
