@@ -101,6 +101,9 @@ def test_serve_shift_label_monitor_alert_report(
                 answer = http.post("/v1/models/iris/predict", json={"inputs": part})
                 assert answer.status_code == 200, answer.text
                 ids += answer.json()["ids"]
+        for _ in range(5):  # requests that get no prediction count in the error rate
+            refused = http.post("/v1/models/iris/predict", json={"inputs": [{"sepal_length": 1}]})
+            assert refused.status_code == 400
         labels = [{"prediction_id": i, "label": int(t)} for i, t in zip(ids, truth, strict=True)]
         fed = http.post("/v1/models/iris/feedback", json={"labels": labels}).json()
         assert (fed["accepted"], fed["invalid"]) == (600, 0)
@@ -124,6 +127,7 @@ def test_serve_shift_label_monitor_alert_report(
     run = _cli(home, "monitor", "run", "iris", "--window", "1h", "--json", ok=(3,))  # 3: drift found
     result = json.loads(run.stdout)
     assert result["rows"] == 600 and result["dataset"]["drift"] is True
+    assert result["error_rate"] == pytest.approx(5 / 65)  # 5 refused requests, 60 answered
     drifted = {f["column"] for f in result["features"] if f["drift"]}
     assert {"petal_length", "petal_width", "sepal_length"} <= drifted
     realized = {m["name"]: m for m in result["realized"]["metrics"]}

@@ -83,7 +83,8 @@ def over_time(
     meta: pd.DataFrame,
     config: DriftConfig | None = None,
 ) -> tuple[TimeChunk, ...]:
-    """The window cut by ``meta["at"]`` into ``config.time_chunks`` equal time slices, each tested alone.
+    """The window cut by ``meta["at"]`` into ``config.time_chunks`` equal time slices, each tested alone
+    (rows without a time are left out).
 
     ``scores`` holds each column's score under its name (an output named like an input as
     ``output:<name>``); ``metrics`` the multivariate error (``multivariate``), ``latency_p95_ms`` and, for
@@ -96,11 +97,14 @@ def over_time(
         raise Invalid(f"inputs, outputs and meta differ in rows: {len(inputs)}, {len(outputs)}, {len(meta)}")
     if len(meta) == 0:
         return ()
-    at = pd.to_datetime(meta["at"], utc=True)
-    ns = at.to_numpy(dtype="datetime64[ns]").astype("int64")
-    start, span = int(ns.min()), int(ns.max() - ns.min())
+    at = pd.to_datetime(meta["at"], utc=True, errors="coerce")
+    timed = at.notna().to_numpy()
+    if not timed.any():
+        return ()
+    ns = at.to_numpy(dtype="datetime64[ns]").view("int64")
+    start, span = int(ns[timed].min()), int(ns[timed].max() - ns[timed].min())
     k = config.time_chunks if span > 0 else 1
-    slot = np.minimum(((ns - start) / max(span, 1) * k).astype("int64"), k - 1)
+    slot = np.where(timed, np.minimum(((ns - start) / max(span, 1) * k).astype("int64"), k - 1), -1)
     latency = meta["latency_ms"].to_numpy(dtype="float64") if "latency_ms" in meta.columns else None
     chunks = []
     for j in range(k):
@@ -206,7 +210,7 @@ def _columns(
 
     if len(frame) < _PARALLEL_ROWS or len(names) < 2:
         return tuple(map(one, names))
-    with ThreadPoolExecutor(min(len(names), os.cpu_count() or 1)) as pool:  # numpy sorts without the GIL
+    with ThreadPoolExecutor(min(len(names), os.cpu_count() or 1, 8)) as pool:  # numpy sorts without the GIL
         return tuple(pool.map(one, names))
 
 

@@ -72,6 +72,8 @@ class PredictionLog:
         self.local = "://" not in self.url or self.url.startswith("file://")
         self._lock = threading.Lock()
         self._buffer: list[PredictionBatch] = []
+        #: requests that got no prediction, per (model, version, kind, day, hour)
+        self._errors: dict[tuple[str, int, str, str], int] = defaultdict(int)
         self._pid = -1
         self._seq = 0
         self._wal: int | None = None
@@ -111,6 +113,12 @@ class PredictionLog:
                 os.write(self._wal, _LENGTH.pack(len(payload)) + payload)
             self._buffer.append(batch)
 
+    def emit_error(self, model: str, version: int, kind: str) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        with self._lock:
+            self._errors[(model, version, kind, datetime.now(UTC).strftime("%Y-%m-%d/%H"))] += 1
+
     # -- writing --------------------------------------------------------------------------
     def _start(self) -> None:
         """In a new process (first use, or a forked worker): recover, then start this process's writer."""
@@ -145,10 +153,13 @@ class PredictionLog:
         """Write what is buffered as segments; returns the rows written."""
         with self._lock:
             batches, self._buffer = self._buffer, []
+            errors, self._errors = self._errors, defaultdict(int)
             wal, wal_path = self._wal, self._wal_path
             if self.strict and batches and wal is not None:
                 self._seq += 1
                 self._open_wal()  # new predictions go to a new file while this one is turned into segments
+        if errors:
+            self._write_errors(errors)
         if not batches:
             return 0
         try:
@@ -191,6 +202,44 @@ class PredictionLog:
             rows += table.num_rows
         return rows
 
+    def _write_errors(self, errors: dict[tuple[str, int, str, str], int]) -> None:
+        """Counts of failed requests, in ``_errors/model=<name>/date=<day>/`` (best effort: a count lost
+        with a killed process only lowers the error rate)."""
+        rows: dict[tuple[str, str], list[tuple[int, str, str, int]]] = defaultdict(list)
+        for (model, version, kind, when), count in errors.items():
+            day, hour = when.split("/")
+            rows[(model, day)].append((version, kind, hour, count))
+        try:
+            for (model, day), entries in rows.items():
+                folder = f"{self.root}/_errors/model={model}/date={day}"
+                self.fs.makedirs(folder, exist_ok=True)
+                at = [datetime.fromisoformat(f"{day}T{hour}:00:00+00:00") for _, _, hour, _ in entries]
+                table = pa.table(
+                    {
+                        "at": pa.array(at, pa.timestamp("us", tz="UTC")),
+                        "version": pa.array([e[0] for e in entries], pa.int32()),
+                        "kind": pa.array([e[1] for e in entries], pa.string()),
+                        "count": pa.array([e[3] for e in entries], pa.int64()),
+                    }
+                )
+                with self.fs.open(f"{folder}/{time.time_ns()}-{os.getpid()}.parquet", "wb") as handle:
+                    pq.write_table(table, handle)
+        except Exception:
+            log.exception("could not write error counts to the log at %s", self.url)
+
+    def errors(self, model: str, start: datetime, end: datetime) -> int:
+        """Failed requests of ``model`` counted in the hours that overlap ``[start, end)``."""
+        total = 0
+        day = start.astimezone(UTC).date()
+        while day <= end.astimezone(UTC).date():
+            for path in self.fs.glob(f"{self.root}/_errors/model={model}/date={day.isoformat()}/*.parquet"):
+                frame = pq.read_table(path, filesystem=self.fs).to_pandas()
+                hour_start = pd.to_datetime(frame["at"], utc=True)
+                keep = (hour_start + pd.Timedelta(hours=1) > start) & (hour_start < end)
+                total += int(frame.loc[keep, "count"].sum())
+            day += timedelta(days=1)
+        return total
+
     def recover(self) -> int:
         """Turn the write-ahead files of processes that are gone into segments; returns rows recovered."""
         folder = self._wal_dir()
@@ -213,7 +262,10 @@ class PredictionLog:
         """Delete day folders older than the retention; returns how many."""
         cutoff = ((now or datetime.now(UTC)) - self.retention).strftime("%Y-%m-%d")
         removed = 0
-        for folder in self.fs.glob(f"{self.root}/model=*/date=*"):
+        folders = self.fs.glob(f"{self.root}/model=*/date=*") + self.fs.glob(
+            f"{self.root}/_errors/model=*/date=*"
+        )
+        for folder in folders:
             if folder.rsplit("date=", 1)[1] < cutoff:
                 self.fs.rm(folder, recursive=True)
                 removed += 1

@@ -132,6 +132,8 @@ class Monitor:
             )
         estimated_perf = estimated(data.outputs, classes) if len(data) and classifier else None
         latency = data.meta["latency_ms"].to_numpy(dtype="float64") if len(data) else np.array([])
+        failed = self.plog.errors(name, start, end)
+        requests_seen = failed + _answered_requests(data)
         result = MonitorResult(
             model=name,
             versions=tuple(sorted({int(v) for v in data.meta["version"]})) if len(data) else (),
@@ -144,6 +146,7 @@ class Monitor:
             realized=realized_perf,
             estimated=estimated_perf,
             latency_p95_ms=float(np.percentile(latency, 95)) if len(latency) else None,
+            error_rate=failed / requests_seen if requests_seen else None,
             notes=tuple(notes),
             **fields,
         )
@@ -195,6 +198,15 @@ class Monitor:
                 except Exception:
                     log.exception("monitoring %s failed", model)
         return results
+
+
+def _answered_requests(data: Window) -> int:
+    """Requests served in the window: a served prediction id is 24 hex digits per request, then the row
+    (batch-job rows are not requests and have a job id)."""
+    if not len(data):
+        return 0
+    served = data.meta.loc[data.meta["job_id"].isna(), "prediction_id"].astype(str)
+    return int(served.str.slice(0, 24).nunique())
 
 
 def _with_realized(

@@ -71,6 +71,10 @@ class PredictionSink(Protocol):
 
     def emit_batch(self, batch: PredictionBatch) -> None: ...
 
+    def emit_error(self, model: str, version: int, kind: str) -> None:
+        """A request that got no prediction (bad input, a model failure): counted for the error rate."""
+        ...
+
 
 class NullSink:
     def emit(self, records: list[PredictionRecord]) -> None:
@@ -79,12 +83,16 @@ class NullSink:
     def emit_batch(self, batch: PredictionBatch) -> None:
         return None
 
+    def emit_error(self, model: str, version: int, kind: str) -> None:
+        return None
+
 
 class MemorySink:
     """Keeps the last ``capacity`` records in memory: for tests and for looking at recent traffic."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._records: deque[PredictionRecord] = deque(maxlen=capacity)
+        self.errors: dict[tuple[str, int, str], int] = {}
         self._lock = threading.Lock()
 
     def emit(self, records: list[PredictionRecord]) -> None:
@@ -93,6 +101,10 @@ class MemorySink:
 
     def emit_batch(self, batch: PredictionBatch) -> None:
         self.emit(batch.records())
+
+    def emit_error(self, model: str, version: int, kind: str) -> None:
+        with self._lock:
+            self.errors[(model, version, kind)] = self.errors.get((model, version, kind), 0) + 1
 
     @property
     def records(self) -> list[PredictionRecord]:

@@ -330,9 +330,11 @@ class ModelHost:
                 self.metrics.batch_rows.labels(served.name, str(served.number)).observe(len(conformed))
         except LivemlError as exc:
             self.metrics.errors.labels(served.name, exc.kind).inc()
+            self._emit_error(served, exc.kind)
             raise
         except Exception as exc:  # a model bug must not take the server down or leak a traceback
             self.metrics.errors.labels(served.name, "model_error").inc()
+            self._emit_error(served, "model_error")
             log.exception("model %s failed", served.version.ref)
             raise ModelFailed(
                 f"model {served.version.ref} failed on this input ({type(exc).__name__}); see the server log"
@@ -358,6 +360,12 @@ class ModelHost:
             served.in_flight -= 1
             if served.retired and served.in_flight == 0:
                 self._unload(served)
+
+    def _emit_error(self, served: ServedModel, kind: str) -> None:
+        try:
+            self.sink.emit_error(served.name, served.number, kind)
+        except Exception:
+            log.exception("prediction sink failed")
 
     def _emit(
         self,

@@ -134,3 +134,16 @@ def test_sigkill_loses_nothing_older_than_the_flush_interval_or_nothing_at_all(
     missing = [n for n in must if f"id{n:06d}" not in found]
     assert not missing, f"{len(missing)} acknowledged predictions lost ({mode}): {missing[:10]}"
     assert len(found) <= len(acked) + 1
+
+
+def test_failed_requests_are_counted_for_the_error_rate(tmp_path: Path) -> None:
+    plog = PredictionLog(Settings(home=tmp_path))
+    for _ in range(3):
+        plog.emit_error("churn", 3, "invalid")
+    plog.emit_error("churn", 3, "model_error")
+    plog.emit_batch(_batch(0, 4))
+    plog.flush()
+    now = datetime.now(UTC)
+    assert plog.errors("churn", now - timedelta(hours=1), now + timedelta(seconds=1)) == 4
+    assert plog.errors("fraud", now - timedelta(hours=1), now) == 0
+    assert len(plog.read("churn", now - timedelta(hours=1), now + timedelta(seconds=1))) == 4
