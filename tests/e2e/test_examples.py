@@ -74,3 +74,31 @@ def test_batch_tour(tmp_path: Path) -> None:
         "prediction_id",
     ]
     assert len(pd.read_csv(tmp_path / "demo" / "broken_scores.csv")) == 98
+
+
+@pytest.mark.slow
+def test_monitoring_tour(tmp_path: Path) -> None:
+    import socket
+
+    _run([sys.executable, str(ROOT / "examples" / "demo.py")], tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**_env(), "PORT": str(port)}
+    done = subprocess.run(
+        ["bash", str(ROOT / "examples" / "monitoring_tour.sh")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "churn: 800 new labels, 0 replaced, 0 refused; 0 match no logged prediction" in done.stdout
+    assert "realized performance (800 labelled rows)" in done.stdout
+    assert re.search(
+        r"│ tenure_months +│ input +│ numeric +│ wasserstein +│ [0-9.]+ \(distance; drift when ≥ 0.1\) +│ DRIFT",
+        done.stdout,
+    )
+    assert "firing" in done.stdout.splitlines()[-2]
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 50_000

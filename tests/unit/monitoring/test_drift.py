@@ -21,14 +21,23 @@ from liveml.monitoring.results import FeatureDrift
 from liveml.registry.profile import NumericProfile, ReferenceProfile, build_profile
 
 
-def run(ref: pd.DataFrame, cur: pd.DataFrame, config: DriftConfig | None = None, **kw: Any) -> dict[str, FeatureDrift]:
+def run(
+    ref: pd.DataFrame, cur: pd.DataFrame, config: DriftConfig | None = None, **kw: Any
+) -> dict[str, FeatureDrift]:
     profile = build_profile(ref, kw.get("ref_out"))
-    features, _, predictions, _ = detect(profile, cur, kw.get("cur_out", pd.DataFrame(index=cur.index)), config)
+    features, _, predictions, _ = detect(
+        profile, cur, kw.get("cur_out", pd.DataFrame(index=cur.index)), config
+    )
     return {f.column: f for f in (*features, *predictions)}
 
 
 def one(ref: Any, cur: Any, config: DriftConfig | None = None) -> FeatureDrift:
     return run(pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur}), config)["x"]
+
+
+def score(result: FeatureDrift) -> float:
+    assert result.score is not None, result.skipped
+    return result.score
 
 
 def numeric_profile(values: np.ndarray) -> NumericProfile:
@@ -59,26 +68,35 @@ def psi_formula(r: np.ndarray, c: np.ndarray) -> float:
     return float(np.sum((ref - cur) * np.log(ref / cur)))
 
 
-rng = np.random.default_rng(20260101)
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """Each test draws from its own seeded generator: results do not depend on which tests run."""
+    return np.random.default_rng(20260101)
 
 
 # --- Kolmogorov-Smirnov ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.5])
-def test_ks_on_a_reference_the_sample_holds_whole_is_scipy_ks_2samp(shift: float) -> None:
+def test_ks_on_a_reference_the_sample_holds_whole_is_scipy_ks_2samp(
+    shift: float, rng: np.random.Generator
+) -> None:
     ref, cur = rng.normal(0, 1, 150), rng.normal(shift, 1, 400)
     profile = numeric_profile(ref)
     assert len(profile.sample) == 150  # every reference value is in the profile
     result = one(ref, cur)
     assert result.test == "ks" and result.score_is_p_value
     assert result.score == pytest.approx(stats.ks_2samp(np.asarray(profile.sample), cur).pvalue, rel=1e-12)
-    assert result.score == pytest.approx(stats.ks_2samp(ref, cur).pvalue, rel=1e-3)  # sample rounded to 6 digits
+    assert result.score == pytest.approx(
+        stats.ks_2samp(ref, cur).pvalue, rel=1e-3
+    )  # sample rounded to 6 digits
     assert result.drift is (shift > 0)
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.3])
-def test_ks_on_a_larger_reference_is_the_two_sample_test_of_the_profile_cdf(shift: float) -> None:
+def test_ks_on_a_larger_reference_is_the_two_sample_test_of_the_profile_cdf(
+    shift: float, rng: np.random.Generator
+) -> None:
     ref, cur = rng.normal(0, 1, 900), rng.normal(shift, 1, 5000)
     profile = numeric_profile(ref)
     result = one(ref, cur)
@@ -87,11 +105,11 @@ def test_ks_on_a_larger_reference_is_the_two_sample_test_of_the_profile_cdf(shif
     assert result.score == pytest.approx(stats.kstwo.sf(d, round(900 * 5000 / 5900)), rel=1e-9)
     raw = stats.ks_2samp(ref, cur)  # what the raw reference rows give
     assert abs(d - raw.statistic) < 0.011
-    assert (result.score < 0.05) is (raw.pvalue < 0.05) is result.drift is (shift > 0)
+    assert (score(result) < 0.05) == bool(raw.pvalue < 0.05) == result.drift == (shift > 0)
     assert ks_p_value(profile, np.sort(cur)) == result.score
 
 
-def test_ks_p_value_accounts_for_the_reference_being_a_sample_too() -> None:
+def test_ks_p_value_accounts_for_the_reference_being_a_sample_too(rng: np.random.Generator) -> None:
     """A million-row window from the reference's own distribution: a one-sample test against the 900-row
     reference's CDF would flag its sampling noise; the two-sample p-value does not."""
     ref, cur = rng.normal(0, 1, 900), rng.normal(0, 1, 1_000_000)
@@ -106,32 +124,36 @@ def test_ks_p_value_accounts_for_the_reference_being_a_sample_too() -> None:
 @pytest.mark.parametrize(
     ("name", "make"),
     [
-        ("normal", lambda n, s: rng.normal(s, 1, n)),
-        ("lognormal", lambda n, s: rng.lognormal(s, 1.5, n)),  # heavy right tail
-        ("exponential", lambda n, s: rng.exponential(1 + s, n)),
-        ("bimodal", lambda n, s: np.r_[rng.normal(0, 1, n // 2), rng.normal(50 + 30 * s, 1, n - n // 2)]),
+        ("normal", lambda g, n, s: g.normal(s, 1, n)),
+        ("lognormal", lambda g, n, s: g.lognormal(s, 1.5, n)),  # heavy right tail
+        ("exponential", lambda g, n, s: g.exponential(1 + s, n)),
+        ("bimodal", lambda g, n, s: np.r_[g.normal(0, 1, n // 2), g.normal(50 + 30 * s, 1, n - n // 2)]),
     ],
 )
 @pytest.mark.parametrize("shift", [0.0, 0.3])
-def test_wasserstein_matches_scipy_on_the_raw_reference(name: str, make: Any, shift: float) -> None:
-    ref, cur = make(20_000, 0.0), make(5_000, shift)
+def test_wasserstein_matches_scipy_on_the_raw_reference(
+    name: str, make: Any, shift: float, rng: np.random.Generator
+) -> None:
+    ref, cur = make(rng, 20_000, 0.0), make(rng, 5_000, shift)
     result = one(ref, cur)
     truth = stats.wasserstein_distance(ref, cur) / np.std(ref)
     assert result.test == "wasserstein" and not result.score_is_p_value and result.threshold == 0.1
     assert result.score == pytest.approx(truth, abs=0.007), name
-    assert result.drift is (truth >= 0.1)
+    assert result.drift == bool(score(result) >= 0.1)
+    if abs(truth - 0.1) > 0.007:  # clear of the threshold: the raw rows decide the same
+        assert result.drift == bool(truth >= 0.1)
     profile = numeric_profile(ref)
     assert wasserstein_normed(profile, np.sort(cur)) == result.score
 
 
-def test_wasserstein_of_a_heavy_tail_is_not_fooled_by_the_last_percentile() -> None:
+def test_wasserstein_of_a_heavy_tail_is_not_fooled_by_the_last_percentile(rng: np.random.Generator) -> None:
     """Taking the 101 quantiles as 101 equally likely points puts 1% of the mass at the maximum: on a
     lognormal that alone reads as drift. The profile's histogram edges keep the tail where it is."""
     ref, cur = rng.lognormal(0, 1.5, 50_000), rng.lognormal(0, 1.5, 50_000)
     profile = numeric_profile(ref)
     naive = stats.wasserstein_distance(np.asarray(profile.quantiles), cur) / np.std(ref)
-    assert naive > 0.3
-    assert one(ref, cur).score < 0.03 and one(ref, cur).drift is False
+    assert naive > 0.15  # would read as drift
+    assert score(one(ref, cur)) < 0.03 and one(ref, cur).drift is False
 
 
 # --- Categories: chi-square, Z-test, Jensen-Shannon, PSI ------------------------------------------------
@@ -144,7 +166,9 @@ def category_counts(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 @pytest.mark.parametrize("probs", [[0.5, 0.3, 0.2], [0.35, 0.35, 0.3]])
-def test_chisquare_is_scipy_chi2_contingency_on_the_counts(probs: list[float]) -> None:
+def test_chisquare_is_scipy_chi2_contingency_on_the_counts(
+    probs: list[float], rng: np.random.Generator
+) -> None:
     ref = rng.choice(["a", "b", "c"], 800, p=[0.5, 0.3, 0.2])
     cur = rng.choice(["a", "b", "c"], 600, p=probs)
     result = one(ref, cur)
@@ -154,7 +178,7 @@ def test_chisquare_is_scipy_chi2_contingency_on_the_counts(probs: list[float]) -
     assert result.drift is (probs[0] != 0.5)
 
 
-def test_chisquare_compares_two_samples_not_a_sample_with_exact_frequencies() -> None:
+def test_chisquare_compares_two_samples_not_a_sample_with_exact_frequencies(rng: np.random.Generator) -> None:
     """Goodness of fit (scipy.stats.chisquare, Evidently's form) takes the 500 reference rows' shares as
     the truth and, with 200,000 window rows from the same distribution, calls their noise drift."""
     ref = rng.choice(["a", "b", "c"], 500, p=[0.5, 0.3, 0.2])
@@ -162,11 +186,13 @@ def test_chisquare_compares_two_samples_not_a_sample_with_exact_frequencies() ->
     r, c = category_counts(ref, cur)
     assert stats.chisquare(c, r / r.sum() * c.sum()).pvalue < 0.05
     result = one(ref, cur)
-    assert result.score > 0.05 and result.drift is False
+    assert score(result) > 0.05 and result.drift is False
 
 
 @pytest.mark.parametrize("share", [0.3, 0.4])
-def test_ztest_for_two_values_is_the_pooled_two_proportion_test(share: float) -> None:
+def test_ztest_for_two_values_is_the_pooled_two_proportion_test(
+    share: float, rng: np.random.Generator
+) -> None:
     ref, cur = rng.random(900) < 0.3, rng.random(700) < share
     result = one(ref, cur)
     p1, p2 = ref.mean(), cur.mean()
@@ -179,8 +205,10 @@ def test_ztest_for_two_values_is_the_pooled_two_proportion_test(share: float) ->
     assert result.drift is (share > 0.3)
 
 
-@pytest.mark.parametrize("probs", [[0.5, 0.3, 0.2], [0.4, 0.3, 0.3]])
-def test_jensen_shannon_on_categories_is_scipy_jensenshannon(probs: list[float]) -> None:
+@pytest.mark.parametrize("probs", [[0.5, 0.3, 0.2], [0.3, 0.3, 0.4]])
+def test_jensen_shannon_on_categories_is_scipy_jensenshannon(
+    probs: list[float], rng: np.random.Generator
+) -> None:
     ref = rng.choice(["a", "b", "c"], 5000, p=[0.5, 0.3, 0.2])
     cur = rng.choice(["a", "b", "c"], 3000, p=probs)
     result = one(ref, cur)
@@ -190,7 +218,7 @@ def test_jensen_shannon_on_categories_is_scipy_jensenshannon(probs: list[float])
     assert result.drift is (probs[0] != 0.5)
 
 
-def test_jensen_shannon_and_psi_on_numbers_use_the_reference_histogram_bins() -> None:
+def test_jensen_shannon_and_psi_on_numbers_use_the_reference_histogram_bins(rng: np.random.Generator) -> None:
     ref = rng.normal(0, 1, 5000)
     cur = np.r_[rng.normal(0.4, 1.2, 3000), 9.0, -9.0]  # two values beyond the reference's range
     profile = numeric_profile(ref)
@@ -205,17 +233,19 @@ def test_jensen_shannon_and_psi_on_numbers_use_the_reference_histogram_bins() ->
     assert js.drift and psi.drift
 
 
-def test_psi_on_categories_fills_empty_buckets_and_flags_a_new_category() -> None:
+def test_psi_on_categories_fills_empty_buckets_and_flags_a_new_category(rng: np.random.Generator) -> None:
     ref = rng.choice(["a", "b", "c"], 3000, p=[0.6, 0.3, 0.1])
     cur = rng.choice(["a", "b", "c", "d"], 3000, p=[0.55, 0.3, 0.1, 0.05])
     result = one(ref, cur, DriftConfig(default_categorical_test="psi"))
     assert result.score == pytest.approx(psi_formula(*category_counts(ref, cur)), rel=1e-9)
     assert result.drift
-    same = one(ref, rng.choice(["a", "b", "c"], 3000, p=[0.6, 0.3, 0.1]), DriftConfig(default_categorical_test="psi"))
-    assert same.score < 0.01 and not same.drift
+    same = one(
+        ref, rng.choice(["a", "b", "c"], 3000, p=[0.6, 0.3, 0.1]), DriftConfig(default_categorical_test="psi")
+    )
+    assert score(same) < 0.01 and not same.drift
 
 
-def test_small_integer_columns_are_tested_per_value() -> None:
+def test_small_integer_columns_are_tested_per_value(rng: np.random.Generator) -> None:
     ref, cur = rng.integers(0, 4, 5000), rng.choice(4, 3000, p=[0.1, 0.2, 0.3, 0.4])
     result = one(ref, cur)
     r, c = category_counts(ref, cur)
@@ -228,51 +258,56 @@ def test_small_integer_columns_are_tested_per_value() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ref", "cur", "test"),
+    ("make", "test"),
     [
-        (rng.normal(size=1000), rng.normal(size=300), "ks"),  # 1000 reference values: still K-S
-        (rng.normal(size=1001), rng.normal(size=300), "wasserstein"),
-        (rng.integers(0, 3, 800), rng.integers(0, 3, 300), "chisquare"),
-        (rng.integers(0, 2, 800), rng.integers(0, 2, 300), "ztest"),
-        (rng.integers(0, 5, 5000), rng.integers(0, 5, 300), "jensenshannon"),
-        (rng.integers(0, 4, 800), rng.integers(2, 6, 300), "ks"),  # 6 distinct over reference + window
-        (rng.choice(["a", "b", "c"], 800), rng.choice(["a", "b", "c"], 300), "chisquare"),
-        (rng.random(800) < 0.5, rng.random(300) < 0.5, "ztest"),
-        (rng.choice(["a", "b"], 5000), rng.choice(["a", "b"], 300), "jensenshannon"),
+        (lambda g: (g.normal(size=1000), g.normal(size=300)), "ks"),  # 1000 reference values: still K-S
+        (lambda g: (g.normal(size=1001), g.normal(size=300)), "wasserstein"),
+        (lambda g: (g.integers(0, 3, 800), g.integers(0, 3, 300)), "chisquare"),
+        (lambda g: (g.integers(0, 2, 800), g.integers(0, 2, 300)), "ztest"),
+        (lambda g: (g.integers(0, 5, 5000), g.integers(0, 5, 300)), "jensenshannon"),
+        (lambda g: (g.integers(0, 4, 800), g.integers(2, 6, 300)), "ks"),  # 6 distinct in reference + window
+        (lambda g: (g.choice(["a", "b", "c"], 800), g.choice(["a", "b", "c"], 300)), "chisquare"),
+        (lambda g: (g.random(800) < 0.5, g.random(300) < 0.5), "ztest"),
+        (lambda g: (g.choice(["a", "b"], 5000), g.choice(["a", "b"], 300)), "jensenshannon"),
     ],
 )
-def test_the_automatic_test_follows_reference_size_type_and_distinct_values(ref: Any, cur: Any, test: str) -> None:
+def test_the_automatic_test_follows_reference_size_type_and_distinct_values(
+    make: Any, test: str, rng: np.random.Generator
+) -> None:
+    ref, cur = make(rng)
     result = one(ref, cur)
     assert result.test == test and result.skipped is None
-    assert result.threshold == DEFAULT_THRESHOLDS[result.test]  # type: ignore[index]
+    assert result.threshold == DEFAULT_THRESHOLDS[result.test]
     assert result.score_is_p_value is (test in ("ks", "chisquare", "ztest"))
 
 
-def frames(n: int, shift: float = 0.0) -> pd.DataFrame:
+def frames(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "num": rng.normal(shift, 1, n),
-            "small": rng.choice(3, n, p=[0.5 - shift / 4, 0.3, 0.2 + shift / 4]),
-            "plan": rng.choice(["free", "pro", "team"], n, p=[0.6 - shift / 4, 0.3, 0.1 + shift / 4]),
-            "flag": rng.random(n) < 0.2 + shift / 4,
+            "small": rng.choice(3, n, p=[0.5 - shift / 2, 0.3, 0.2 + shift / 2]),
+            "plan": rng.choice(["free", "pro", "team"], n, p=[0.6 - shift / 2, 0.3, 0.1 + shift / 2]),
+            "flag": rng.random(n) < 0.2 + shift / 2,
         }
     )
 
 
 @pytest.mark.parametrize("reference_rows", [600, 8000])
-def test_same_distribution_stays_under_the_thresholds_and_a_shift_drifts(reference_rows: int) -> None:
-    profile = build_profile(frames(reference_rows))
-    features, dataset, _, _ = detect(profile, frames(3000), pd.DataFrame(index=range(3000)))
+def test_same_distribution_stays_under_the_thresholds_and_a_shift_drifts(
+    reference_rows: int, rng: np.random.Generator
+) -> None:
+    profile = build_profile(frames(rng, reference_rows))
+    features, dataset, _, _ = detect(profile, frames(rng, 3000), pd.DataFrame(index=range(3000)))
     assert [f.drift for f in features] == [False] * 4 and not dataset.drift and dataset.share == 0
-    features, dataset, _, _ = detect(profile, frames(3000, shift=0.4), pd.DataFrame(index=range(3000)))
+    features, dataset, _, _ = detect(profile, frames(rng, 3000, shift=0.4), pd.DataFrame(index=range(3000)))
     assert [f.drift for f in features] == [True] * 4
     assert (dataset.share, dataset.drifted_columns, dataset.columns, dataset.drift) == (1.0, 4, 4, True)
 
 
-def test_fewer_rows_than_min_rows_declare_nothing() -> None:
+def test_fewer_rows_than_min_rows_declare_nothing(rng: np.random.Generator) -> None:
     ref_out = pd.DataFrame({"prediction": rng.integers(0, 2, 5000), "proba_1": rng.random(5000)})
-    profile = build_profile(frames(5000), ref_out)
-    cur = frames(60, shift=1.0)
+    profile = build_profile(frames(rng, 5000), ref_out)
+    cur = frames(rng, 60, shift=1.0)
     out = pd.DataFrame({"prediction": np.ones(60, int), "proba_1": np.ones(60)})
     features, dataset, predictions, multi = detect(profile, cur, out, DriftConfig())
     for f in (*features, *predictions):
@@ -283,9 +318,9 @@ def test_fewer_rows_than_min_rows_declare_nothing() -> None:
     assert dataset.drift and all(f.skipped is None for f in features)
 
 
-def test_per_feature_and_per_model_overrides() -> None:
-    profile = build_profile(frames(5000))
-    cur = frames(2000, shift=0.1)
+def test_per_feature_and_per_model_overrides(rng: np.random.Generator) -> None:
+    profile = build_profile(frames(rng, 5000))
+    cur = frames(rng, 2000, shift=0.1)
     config = DriftConfig(
         tests={"num": "psi", "plan": "chisquare"},
         thresholds={"num": 0.5, "small": 0.001},
@@ -305,15 +340,17 @@ def test_per_feature_and_per_model_overrides() -> None:
     assert {f.test for f in features} == {"psi"}
 
 
-def test_a_test_that_does_not_fit_the_column_is_skipped_with_the_reason() -> None:
-    result = run(frames(3000), frames(500), DriftConfig(tests={"plan": "ks", "num": "ztest"}))
+def test_a_test_that_does_not_fit_the_column_is_skipped_with_the_reason(rng: np.random.Generator) -> None:
+    result = run(frames(rng, 3000), frames(rng, 500), DriftConfig(tests={"plan": "ks", "num": "ztest"}))
     assert result["plan"].skipped == "ks needs numbers; use chisquare, jensenshannon or psi"
     assert result["num"].skipped is not None and result["num"].skipped.startswith("ztest compares two values")
     assert not result["plan"].drift and result["plan"].score is None
 
 
-def test_columns_missing_on_either_side_are_skipped_and_missing_values_ignored() -> None:
-    ref, cur = frames(3000), frames(800)
+def test_columns_missing_on_either_side_are_skipped_and_missing_values_ignored(
+    rng: np.random.Generator,
+) -> None:
+    ref, cur = frames(rng, 3000), frames(rng, 800)
     cur["extra"] = 1.0
     cur = cur.drop(columns=["flag"])
     result = run(ref, cur)
@@ -329,25 +366,25 @@ def test_columns_missing_on_either_side_are_skipped_and_missing_values_ignored()
         assert with_holes[column].score == pytest.approx(without[column].score, rel=1e-12)
 
 
-def test_prediction_drift_treats_a_classifiers_prediction_as_categories() -> None:
+def test_prediction_drift_treats_a_classifiers_prediction_as_categories(rng: np.random.Generator) -> None:
     ref_p = rng.beta(2, 3, 5000)
     ref_out = pd.DataFrame({"prediction": (ref_p > 0.5).astype(int), "proba_1": ref_p})
     cur_p = rng.beta(3, 2, 2000)  # the model now says "1" much more often
     cur_out = pd.DataFrame({"prediction": (cur_p > 0.5).astype(int), "proba_1": cur_p})
-    result = run(frames(5000), frames(2000), ref_out=ref_out, cur_out=cur_out)
+    result = run(frames(rng, 5000), frames(rng, 2000), ref_out=ref_out, cur_out=cur_out)
     assert (result["prediction"].role, result["prediction"].kind, result["prediction"].test) == (
         "output",
         "categorical",
         "jensenshannon",
     )
     assert result["prediction"].drift and result["proba_1"].test == "wasserstein" and result["proba_1"].drift
-    regressor = run(frames(5000), frames(2000), ref_out=pd.DataFrame({"prediction": ref_p * 100}),
+    regressor = run(frames(rng, 5000), frames(rng, 2000), ref_out=pd.DataFrame({"prediction": ref_p * 100}),
                     cur_out=pd.DataFrame({"prediction": rng.beta(2, 3, 2000) * 100}))  # fmt: skip
     assert (regressor["prediction"].kind, regressor["prediction"].test) == ("numeric", "wasserstein")
     assert not regressor["prediction"].drift
 
 
-def test_datetime_columns_drift_in_seconds() -> None:
+def test_datetime_columns_drift_in_seconds(rng: np.random.Generator) -> None:
     start = pd.Timestamp("2025-01-01", tz="UTC")
     ref = start + pd.to_timedelta(rng.integers(0, 86400 * 365, 3000), unit="s")
     same = start + pd.to_timedelta(rng.integers(0, 86400 * 365, 1000), unit="s")
@@ -386,7 +423,12 @@ def test_config_parses_defaults_and_merges_test_thresholds() -> None:
     assert DriftConfig.parse(None) == DriftConfig()
     config = DriftConfig.parse({"stattest_threshold": {"psi": 0.2}, "min_rows": 500, "drift_share": 0.3})
     assert config.stattest_threshold == {**DEFAULT_THRESHOLDS, "psi": 0.2}
-    assert (config.min_rows, config.drift_share, config.time_chunks, config.multivariate) == (500, 0.3, 10, True)
+    assert (config.min_rows, config.drift_share, config.time_chunks, config.multivariate) == (
+        500,
+        0.3,
+        10,
+        True,
+    )
     assert DriftConfig.parse(json.loads(config.model_dump_json())) == config
     with pytest.raises(Invalid, match="must be a mapping"):
         DriftConfig.parse([1, 2])  # type: ignore[arg-type]
@@ -395,15 +437,17 @@ def test_config_parses_defaults_and_merges_test_thresholds() -> None:
 # --- Over time ------------------------------------------------------------------------------------------
 
 
-def test_over_time_slices_the_window_by_time() -> None:
-    profile = build_profile(frames(5000), pd.DataFrame({"prediction": rng.integers(0, 2, 5000)}))
+def test_over_time_slices_the_window_by_time(rng: np.random.Generator) -> None:
+    profile = build_profile(frames(rng, 5000), pd.DataFrame({"prediction": rng.integers(0, 2, 5000)}))
     n = 4000
-    cur = pd.concat([frames(n // 2), frames(n // 2, shift=0.5)], ignore_index=True)
+    cur = pd.concat([frames(rng, n // 2), frames(rng, n // 2, shift=0.5)], ignore_index=True)
     out = pd.DataFrame({"prediction": rng.integers(0, 2, n)})
     start = pd.Timestamp("2026-03-01", tz="UTC")
     at = start + pd.to_timedelta(np.arange(n), unit="min")
     at = at.where(np.arange(n) != 1000, start + pd.Timedelta(minutes=1000.5))  # unsorted is fine
-    meta = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(n)], "version": 1, "at": at, "latency_ms": 5.0})
+    meta = pd.DataFrame(
+        {"prediction_id": [f"p{i}" for i in range(n)], "version": 1, "at": at, "latency_ms": 5.0}
+    )
     chunks = over_time(profile, cur, out, meta, DriftConfig(time_chunks=4))
     assert [c.rows for c in chunks] == [1000] * 4
     assert chunks[0].start == start and chunks[-1].end == start + pd.Timedelta(minutes=n - 1)
@@ -413,6 +457,8 @@ def test_over_time_slices_the_window_by_time() -> None:
     assert chunks[0].metrics["latency_p95_ms"] == 5.0 and "multivariate" in chunks[0].metrics
     sparse = over_time(profile, cur, out, meta, DriftConfig(time_chunks=50))  # 80 rows a slice
     assert all(c.drift_share is None and c.scores == {} for c in sparse) and sum(c.rows for c in sparse) == n
+    untimed = meta.assign(at=meta["at"].where(np.arange(n) != 5))  # a row without a time is left out
+    assert sum(c.rows for c in over_time(profile, cur, out, untimed, DriftConfig(time_chunks=4))) == n - 1
     assert over_time(profile, cur.iloc[:0], out.iloc[:0], meta.iloc[:0]) == ()
     with pytest.raises(Invalid, match="differ in rows"):
         over_time(profile, cur, out.iloc[:10], meta)
@@ -421,27 +467,29 @@ def test_over_time_slices_the_window_by_time() -> None:
 # --- Multivariate ---------------------------------------------------------------------------------------
 
 
-def correlated(n: int, rho: float) -> pd.DataFrame:
+def correlated(rng: np.random.Generator, n: int, rho: float) -> pd.DataFrame:
     a = rng.normal(size=n)
     b = rho * a + math.sqrt(1 - rho**2) * rng.normal(size=n)
     return pd.DataFrame({"a": 10 + 2 * a, "b": -5 + 0.5 * b, "noise": rng.normal(size=n)})
 
 
-def test_a_flipped_correlation_with_unchanged_marginals_is_caught() -> None:
-    profile = build_profile(correlated(5000, 0.9))
+def test_a_flipped_correlation_with_unchanged_marginals_is_caught(rng: np.random.Generator) -> None:
+    profile = build_profile(correlated(rng, 5000, 0.9))
     assert profile.multivariate is not None and profile.multivariate.columns == ("a", "b", "noise")
-    flipped = correlated(2000, -0.9)
+    flipped = correlated(rng, 2000, -0.9)
     features, dataset, _, multi = detect(profile, flipped, pd.DataFrame(index=flipped.index))
     assert not any(f.drift for f in features) and not dataset.drift  # every column alone looks the same
     assert multi is not None and multi.drift and multi.upper is not None and multi.score is not None
     assert multi.score > multi.upper
-    _, _, _, same = detect(profile, correlated(2000, 0.9), pd.DataFrame(index=range(2000)))
+    _, _, _, same = detect(profile, correlated(rng, 2000, 0.9), pd.DataFrame(index=range(2000)))
     assert same is not None and not same.drift and same.lower is not None and same.upper is not None
     assert same.lower <= same.score <= same.upper  # type: ignore[operator]
 
 
-def test_multivariate_section_round_trips_stays_small_and_old_profiles_still_work() -> None:
-    data = pd.concat([correlated(3000, 0.7), pd.DataFrame({"c": rng.choice(["x", "y"], 3000)})], axis=1)
+def test_multivariate_section_round_trips_stays_small_and_old_profiles_still_work(
+    rng: np.random.Generator,
+) -> None:
+    data = pd.concat([correlated(rng, 3000, 0.7), pd.DataFrame({"c": rng.choice(["x", "y"], 3000)})], axis=1)
     data.loc[::7, "a"] = np.nan  # imputed with the mean
     profile = build_profile(data)
     mv = profile.multivariate
