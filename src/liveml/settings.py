@@ -131,6 +131,41 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_ssl: bool = Field(default=False, description="Connect to SMTP over TLS from the start.")
 
+    # -- security ------------------------------------------------------------------------------
+    auth: bool = Field(
+        default=True,
+        description="Require an API key on every endpoint but health and readiness. Off only on a loopback "
+        "address (`liveml serve --no-auth`) or behind a platform that authenticates callers (SageMaker, Vertex AI).",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="The key the CLI and the Python client send (else the credentials file)."
+    )
+    credentials_file: Path | None = Field(
+        default=None,
+        description="Where `liveml init` keeps the admin key (mode 0600); default <home>/credentials.",
+    )
+    pickle_policy: Literal["trusted", "strict"] = Field(
+        default="trusted",
+        description="trusted: load pickle-based artifacts (recording who pushed them); strict: refuse them "
+        "(ONNX, skops, XGBoost/LightGBM native files and TorchScript still load).",
+    )
+    rate_limit_per_s: float = Field(
+        default=100.0, ge=0, description="Requests per second per key (0: no limit)."
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="Requests a key may send at once above the rate."
+    )
+    max_concurrent_per_key: int = Field(
+        default=32, ge=1, description="Requests of one key in progress at once."
+    )
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest a request may take before a 503."
+    )
+
+    @property
+    def resolved_credentials_file(self) -> Path:
+        return self.credentials_file or self.home_path / "credentials"
+
     @classmethod
     def settings_customise_sources(
         cls,

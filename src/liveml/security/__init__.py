@@ -1,0 +1,1 @@
+"""Security: API keys and roles, the audit trail, safe model loading, limits."""
