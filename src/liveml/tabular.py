@@ -12,7 +12,7 @@ import pandas as pd
 from liveml.errors import Invalid, NotFound, first_line
 
 TableFormat = Literal["csv", "parquet", "jsonl"]
-_EXTENSIONS: dict[str, TableFormat] = {
+EXTENSIONS: dict[str, TableFormat] = {
     ".csv": "csv",
     ".parquet": "parquet",
     ".pq": "parquet",
@@ -27,8 +27,8 @@ SUPPORTED = "CSV (.csv), Parquet (.parquet) or JSON lines (.jsonl)"
 def table_format(path: str | Path, *, content: bytes | None = None) -> TableFormat:
     """The format of a table file, from its extension, else from its first bytes."""
     suffix = Path(str(path)).suffix.lower()
-    if suffix in _EXTENSIONS:
-        return _EXTENSIONS[suffix]
+    if suffix in EXTENSIONS:
+        return EXTENSIONS[suffix]
     if content is not None and not suffix:
         if content.startswith(b"PAR1"):
             return "parquet"

@@ -11,7 +11,8 @@ from liveml.cli.context import open_registry, settings_of
 from liveml.cli.render import console, print_json, table, when
 from liveml.errors import Invalid, Unavailable
 from liveml.monitoring.alerts import AlertRule, AlertStore, format_duration, format_value, notice_for
-from liveml.monitoring.channels import Notifier, SmtpConfig, channel_label
+from liveml.monitoring.channels import SmtpConfig, channel_label
+from liveml.monitoring.notifier import Notifier
 from liveml.registry.schema import utcnow
 
 alerts_app = typer.Typer(

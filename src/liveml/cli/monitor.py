@@ -90,8 +90,8 @@ def run(
     ] = True,
 ) -> None:
     """Drift and performance now; exit code 3 when the dataset drifted."""
-    from liveml.monitoring.channels import Notifier
     from liveml.monitoring.monitor import Monitor
+    from liveml.monitoring.notifier import Notifier
 
     span = _window(window)
     with open_registry(ctx) as registry:

@@ -30,6 +30,8 @@ from liveml.jobs.spec import Job
 from liveml.jobs.store import JobStore
 from liveml.registry.registry import Registry
 from liveml.registry.schema import LeaseRow, utcnow
+from liveml.security.audit import SCHEDULER
+from liveml.security.identity import Actor, acting_as
 from liveml.settings import Settings
 
 log = logging.getLogger("liveml.scheduler")
@@ -172,7 +174,7 @@ class Scheduler:
         self._monitored_at = now
 
         def run() -> None:
-            from liveml.monitoring.channels import Notifier
+            from liveml.monitoring.notifier import Notifier
             from liveml.monitoring.monitor import Monitor
 
             if self._notifier is None:
@@ -206,7 +208,8 @@ class Scheduler:
         for slot in slots:
             try:
                 spec = render_spec(claimed.spec, slot, claimed.timezone)
-                jobs.append(store.create(spec, schedule_id=claimed.id, scheduled_for=slot))
+                with acting_as(Actor(SCHEDULER, role="system")):  # the audit trail names the scheduler
+                    jobs.append(store.create(spec, schedule_id=claimed.id, scheduled_for=slot))
             except LivemlError as exc:
                 log.error(
                     "schedule %d: no job for its run at %s: %s", claimed.id, slot.isoformat(), exc.message

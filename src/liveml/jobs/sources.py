@@ -9,24 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 from liveml.errors import Invalid, NotFound, Unavailable, first_line
 from liveml.jobs.spec import JobSpec
+from liveml.tabular import EXTENSIONS, TableFormat
 
-InputFormat = Literal["csv", "parquet", "jsonl"]
-_SUFFIXES: dict[str, InputFormat] = {
-    ".csv": "csv",
-    ".txt": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
+InputFormat = TableFormat
+_SUFFIXES = EXTENSIONS
 #: rows a CSV / JSON lines / SQL reader asks for at a time when the chunk is larger (bounds memory)
 READ_PIECE_ROWS = 100_000
 

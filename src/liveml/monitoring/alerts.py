@@ -36,6 +36,7 @@ from liveml.monitoring.results import MonitorResult
 from liveml.registry.names import validate_name
 from liveml.registry.registry import Registry
 from liveml.registry.schema import AlertEventRow, AlertRuleRow, utcnow
+from liveml.security import audit
 
 State = Literal["ok", "firing", "no_data"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
@@ -244,7 +245,9 @@ class AlertStore:
         with self.db.session() as session:
             session.add(row)
             session.flush()
-            return _rule(row)
+            rule = _rule(row)
+            audit.record_change(self.registry, session, "alert.add", f"alert:{rule.id}", after=_audited(rule))
+            return rule
 
     def list(self, model: str | None = None) -> list[AlertRule]:
         query = select(AlertRuleRow).order_by(AlertRuleRow.id)
@@ -264,17 +267,25 @@ class AlertStore:
             gone = _rule(row)
             session.execute(delete(AlertEventRow).where(AlertEventRow.rule_id == rule_id))
             session.delete(row)
+            audit.record_change(
+                self.registry, session, "alert.delete", f"alert:{rule_id}", before=_audited(gone)
+            )
             return gone
 
     def set_enabled(self, rule_id: int, enabled: bool) -> AlertRule:
         """Enable or disable a rule; a disabled rule is not evaluated and its state resets to ``ok``."""
         with self.db.session() as session:
             row = _found(session.get(AlertRuleRow, rule_id, with_for_update=True), rule_id)
+            before = {"enabled": row.enabled}
             row.enabled = enabled
             if not enabled:
                 row.state = "ok"
             row.updated_at = utcnow()
             session.flush()
+            action = "alert.enable" if enabled else "alert.disable"
+            audit.record_change(
+                self.registry, session, action, f"alert:{rule_id}", before=before, after={"enabled": enabled}
+            )
             return _rule(row)
 
     def enable(self, rule_id: int) -> AlertRule:
@@ -420,6 +431,12 @@ def _found(row: AlertRuleRow | None, rule_id: int) -> AlertRuleRow:
     if row is None:
         raise NotFound(f"no alert rule {rule_id}; `liveml alerts` lists the rules and their ids")
     return row
+
+
+def _audited(rule: AlertRule) -> dict[str, Any]:
+    """The rule's settings for the audit trail, channel secrets hidden."""
+    fields = {"model", "metric", "op", "threshold", "severity", "window_s", "min_rows", "cooldown_s"}
+    return rule.model_dump(mode="json", include=fields | {"channels", "enabled"})
 
 
 def _rule(row: AlertRuleRow) -> AlertRule:

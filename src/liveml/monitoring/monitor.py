@@ -19,15 +19,16 @@ from sqlalchemy import select
 
 from liveml.monitoring import drift
 from liveml.monitoring.alerts import AlertStore
-from liveml.monitoring.channels import Notifier
 from liveml.monitoring.config import DriftConfig
 from liveml.monitoring.labels import LabelStore
 from liveml.monitoring.log import PredictionLog, Window
+from liveml.monitoring.notifier import Notifier
 from liveml.monitoring.performance import Task, estimated, realized
 from liveml.monitoring.results import MonitorResult, Performance, TimeChunk
 from liveml.registry.profile import ReferenceProfile
 from liveml.registry.registry import Registry
 from liveml.registry.schema import MonitorRow, utcnow
+from liveml.security import audit
 
 log = logging.getLogger("liveml.monitoring")
 
@@ -72,11 +73,15 @@ class Monitor:
                     current[key] = value
             config = DriftConfig.parse(current)
             stored = config.model_dump(mode="json", exclude_defaults=True)
+            before = dict(row.config) if row is not None else None
             if row is None:
                 session.add(MonitorRow(model=name, config=stored, updated_at=utcnow()))
             else:
                 row.config = stored
                 row.updated_at = utcnow()
+            audit.record_change(
+                self.registry, session, "monitor.config", f"monitor:{name}", before=before, after=stored
+            )
             return config
 
     # -- running ----------------------------------------------------------------------------

@@ -26,14 +26,8 @@ from liveml.cli import main as cli_main
 from liveml.cli.alerts import alerts_app
 from liveml.errors import Invalid, NotFound
 from liveml.monitoring.alerts import AlertRule, AlertStore, notice_for, parse_duration
-from liveml.monitoring.channels import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    Notifier,
-    SmtpConfig,
-    alert_metrics,
-    export_gauges,
-)
+from liveml.monitoring.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, SmtpConfig
+from liveml.monitoring.notifier import Notifier, alert_metrics, export_gauges
 from liveml.monitoring.results import (
     DatasetDrift,
     FeatureDrift,
