@@ -26,6 +26,7 @@ from liveml.jobs.spec import Job, JobSpec
 from liveml.jobs.store import JobStore
 from liveml.registry.registry import Registry
 from liveml.registry.schema import JobRow, ScheduleRow, utcnow
+from liveml.security import audit
 
 log = logging.getLogger("liveml.schedules")
 
@@ -306,7 +307,11 @@ class ScheduleStore:
         with self.db.session() as session:
             session.add(row)
             session.flush()
-            return _schedule(row)
+            created = _schedule(row)
+            audit.record_change(
+                self.registry, session, "schedule.create", f"schedule:{row.id}", after=_audited(created)
+            )
+            return created
 
     def list(self) -> list[Schedule]:
         with self.db.read_session() as session:
@@ -320,9 +325,18 @@ class ScheduleStore:
         """Stop starting runs until :meth:`resume`."""
         with self.db.session() as session:
             row = _locked(session, schedule_id)
+            before = {"paused": row.paused}
             row.paused = True
             row.updated_at = utcnow()
             session.flush()
+            audit.record_change(
+                self.registry,
+                session,
+                "schedule.pause",
+                f"schedule:{schedule_id}",
+                before=before,
+                after={"paused": True},
+            )
             return _schedule(row)
 
     def resume(self, schedule_id: int, *, now: datetime | None = None) -> Schedule:
@@ -330,11 +344,21 @@ class ScheduleStore:
         now = now or utcnow()
         with self.db.session() as session:
             row = _locked(session, schedule_id)
+            before = {"paused": row.paused, "next_run_at": row.next_run_at}
             if row.paused:
                 row.paused = False
                 row.next_run_at = next_slot(row.cron, row.timezone, now)
                 row.updated_at = now
             session.flush()
+            after = {"paused": row.paused, "next_run_at": row.next_run_at}
+            audit.record_change(
+                self.registry,
+                session,
+                "schedule.resume",
+                f"schedule:{schedule_id}",
+                before=before,
+                after=after,
+            )
             return _schedule(row)
 
     def delete(self, schedule_id: int) -> Schedule:
@@ -344,6 +368,9 @@ class ScheduleStore:
             gone = _schedule(row)
             session.execute(update(JobRow).where(JobRow.schedule_id == schedule_id).values(schedule_id=None))
             session.delete(row)
+            audit.record_change(
+                self.registry, session, "schedule.delete", f"schedule:{schedule_id}", before=_audited(gone)
+            )
             return gone
 
     def history(self, schedule_id: int, *, limit: int = 50) -> builtins.list[Job]:
@@ -382,6 +409,12 @@ def _row(row: ScheduleRow | None, schedule_id: int) -> ScheduleRow:
 def _locked(session: Session, schedule_id: int) -> ScheduleRow:
     query = select(ScheduleRow).where(ScheduleRow.id == schedule_id).with_for_update()
     return _row(session.scalars(query).one_or_none(), schedule_id)
+
+
+def _audited(schedule: Schedule) -> dict[str, Any]:
+    return schedule.model_dump(
+        mode="json", include={"model", "cron", "timezone", "catchup", "spec", "paused", "next_run_at"}
+    )
 
 
 def _schedule(row: ScheduleRow) -> Schedule:

@@ -15,6 +15,7 @@ from liveml.jobs.spec import RESUMABLE, Job, JobSpec
 from liveml.processes import alive
 from liveml.registry.registry import Registry
 from liveml.registry.schema import JobRow, utcnow
+from liveml.security import audit
 
 HEARTBEAT_S = 5.0
 #: a running job whose runner has not been heard from for this long is shown as interrupted
@@ -68,6 +69,14 @@ class JobStore:
         with self.db.session() as session:
             session.add(row)
             session.flush()
+            after = {
+                "model": row.model,
+                "version": row.version,
+                "spec": row.spec,
+                "schedule_id": schedule_id,
+                "scheduled_for": scheduled_for,
+            }
+            audit.record_change(self.registry, session, "job.submit", f"job:{row.id}", after=after)
             return _job(row)
 
     def get(self, job_id: int) -> Job:
@@ -183,9 +192,14 @@ class JobStore:
             if row.status == "running" and not _stale(row):
                 raise Conflict(f"job {job_id} is running; cancel it before changing it")
             spec = JobSpec.model_validate({**row.spec, **fields})
+            before = {k: row.spec.get(k) for k in fields}
             row.spec = spec.model_dump(mode="json")
             row.updated_at = utcnow()
             session.flush()
+            after = {k: row.spec.get(k) for k in fields}
+            audit.record_change(
+                self.registry, session, "job.change", f"job:{job_id}", before=before, after=after
+            )
             return _job(row)
 
     def cancel(self, job_id: int) -> Job:
@@ -196,6 +210,7 @@ class JobStore:
                 raise NotFound(f"no job {job_id}; `liveml jobs` lists the jobs there are")
             if row.status not in ("queued", "running"):
                 raise Conflict(f"job {job_id} is {row.status}; only queued or running jobs can be cancelled")
+            before = {"status": row.status}
             now = utcnow()
             row.status = "cancelled"
             row.message = "cancelled by " + self.registry.settings.user
@@ -203,6 +218,14 @@ class JobStore:
             row.finished_at = now
             row.updated_at = now
             session.flush()
+            audit.record_change(
+                self.registry,
+                session,
+                "job.cancel",
+                f"job:{job_id}",
+                before=before,
+                after={"status": "cancelled"},
+            )
             return _job(row)
 
 

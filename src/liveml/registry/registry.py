@@ -28,6 +28,7 @@ from liveml.registry.profile import ReferenceProfile
 from liveml.registry.schema import AliasEventRow, AliasRow, ModelRow, VersionRow, utcnow
 from liveml.registry.store import ArtifactStore, hash_file
 from liveml.registry.types import AliasEvent, CompiledForm, Lineage, ModelSummary, ModelVersion
+from liveml.security import audit
 from liveml.settings import Settings
 from liveml.signature import Signature
 
@@ -163,6 +164,9 @@ class Registry:
                             session.add(row)
                             session.flush()
                             model.updated_at = now
+                            audit.record_change(
+                                self, session, "model.push", f"{name}:{number}", after=_pushed(row, aliases)
+                            )
                             for alias in aliases:
                                 self._move_alias(session, model, alias, row, action="set")
                         break
@@ -443,6 +447,14 @@ class Registry:
         )
         session.add(event)
         model.updated_at = now
+        audit.record_change(
+            self,
+            session,
+            f"alias.{action}",
+            f"{model.name}@{alias}",
+            before={"version": before} if current is not None else None,
+            after={"version": after} if target is not None else None,
+        )
         return _alias_event(model.name, event)
 
     # -- delete ----------------------------------------------------------------------------
@@ -459,10 +471,12 @@ class Registry:
                     "first (`liveml alias set`) or delete with --force, which removes those aliases too"
                 )
             deleted = _version(model.name, row, tuple(holding))
+            before = {**_pushed(row, holding), "forced": bool(holding)}
             for alias in holding:
                 self._move_alias(session, model, alias, None, action="delete")
             session.flush()
             session.delete(row)
+            audit.record_change(self, session, "version.delete", deleted.ref, before=before)
             # the model row stays even without versions: its alias history is kept for ever
         self._collect_blob(deleted.sha256)
         if deleted.compiled is not None:
@@ -480,6 +494,26 @@ def _alias_event(model: str, row: AliasEventRow) -> AliasEvent:
         actor=row.actor,
         at=row.at,
     )
+
+
+def _pushed(row: VersionRow, aliases: Sequence[str]) -> dict[str, Any]:
+    """What the audit trail keeps of a version: enough to tell it apart, not its whole metadata."""
+    return {
+        "version": row.version,
+        "format": row.format,
+        "task": row.task,
+        "sha256": row.sha256,
+        "size": row.size,
+        "file_name": row.file_name,
+        "aliases": list(aliases),
+        "description": row.description,
+        "tags": dict(row.tags),
+        "metrics": dict(row.metrics),
+        "parent_version": row.parent_version,
+        "data_hash": row.data_hash,
+        "code_commit": row.code_commit,
+        "compiled_sha256": row.compiled_sha256,
+    }
 
 
 def _uses(sha256: str) -> Any:
