@@ -18,6 +18,7 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/python examples/demo.py
+	$(BIN)/liveml init
 	$(BIN)/liveml serve
 
 lint: setup

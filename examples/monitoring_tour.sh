@@ -5,6 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 port="${PORT:-8011}"
 
+liveml init >/dev/null                             # the admin key (if none yet), kept for the CLI and the client
 liveml alerts add churn --metric drift_share --above 0.3 --min-rows 200 --window 1h
 LIVEML_LOG_FLUSH_S=0.2 liveml serve --port "$port" --no-scheduler &
 server=$!
@@ -13,10 +14,10 @@ until curl -sf "localhost:$port/health/ready" >/dev/null; do sleep 0.3; done
 
 # 400 customers as the model knew them, then 400 from a new, older, long-tenure population; labels later
 python - "$here" "$port" <<'PY'
-import sys, httpx
+import sys, liveml
 sys.path.insert(0, sys.argv[1])
 from churn_data import FEATURES, churn_table
-url = f"http://127.0.0.1:{sys.argv[2]}/v1/models/churn/predict"
+client = liveml.Client(f"http://127.0.0.1:{sys.argv[2]}")  # sends the key from the credentials file
 usual, new = churn_table(400, seed=21), churn_table(400, seed=22)
 new["age"] += 25
 new["tenure_months"] = (new["tenure_months"] * 3).clip(upper=200)
@@ -24,7 +25,7 @@ labels = []
 for frame in (usual, new):
     for start in range(0, len(frame), 20):
         part = frame.iloc[start : start + 20]
-        ids = httpx.post(url, json={"inputs": part[FEATURES].to_dict("records")}).json()["ids"]
+        ids = client.predict("churn", part[FEATURES]).ids
         labels += [{"prediction_id": i, "label": int(y)} for i, y in zip(ids, part["churned"])]
 import pandas as pd
 pd.DataFrame(labels).to_csv("demo/labels.csv", index=False)

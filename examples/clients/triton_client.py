@@ -10,6 +10,7 @@ The model is any liveml model with the four iris columns (a classifier gives lab
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 import tritonclient.http as httpclient
@@ -23,12 +24,18 @@ def main() -> None:
     parser.add_argument("--url", default="127.0.0.1:8000", help="host:port of the liveml server")
     parser.add_argument("--model", default="iris", help="a liveml model name")
     parser.add_argument("--version", default="", help="a version number or an alias; empty: the served one")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("LIVEML_API_KEY"),
+        help="a liveml API key (default $LIVEML_API_KEY)",
+    )
     args = parser.parse_args()
+    key = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else None
 
     client = httpclient.InferenceServerClient(args.url)
     print("server ready:", client.is_server_ready())
-    print("model ready:", client.is_model_ready(args.model, args.version))
-    metadata = client.get_model_metadata(args.model, args.version)
+    print("model ready:", client.is_model_ready(args.model, args.version, headers=key))
+    metadata = client.get_model_metadata(args.model, args.version, headers=key)
     names = [tensor["name"] for tensor in metadata["inputs"]]
     print("inputs:", ", ".join(f"{t['name']} {t['datatype']}" for t in metadata["inputs"]))
 
@@ -41,7 +48,7 @@ def main() -> None:
     outputs = [httpclient.InferRequestedOutput("predict")]
     if any(tensor["name"] == "predict_proba" for tensor in metadata["outputs"]):
         outputs.append(httpclient.InferRequestedOutput("predict_proba"))
-    result = client.infer(args.model, inputs, model_version=args.version, outputs=outputs)
+    result = client.infer(args.model, inputs, model_version=args.version, outputs=outputs, headers=key)
     response = result.get_response()
     print("answered by version:", response["model_version"])
     print("per-column predict:", result.as_numpy("predict").tolist())
@@ -57,6 +64,7 @@ def main() -> None:
         [matrix],
         model_version=args.version,
         outputs=[httpclient.InferRequestedOutput("predict", binary_data=False)],
+        headers=key,
     )
     print("matrix predict:", result.as_numpy("predict").tolist())
     client.close()

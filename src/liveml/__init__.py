@@ -1,6 +1,17 @@
 """liveml: make a trained model live — registry, runtimes, serving, batch and monitoring."""
 
-from liveml.errors import Conflict, Corrupted, Invalid, LivemlError, NotFound, NotInitialized, Unavailable
+from liveml.errors import (
+    Conflict,
+    Corrupted,
+    Forbidden,
+    Invalid,
+    LivemlError,
+    NotFound,
+    NotInitialized,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
 from liveml.registry import AliasEvent, ModelRef, ModelSummary, ModelVersion, Registry
 from liveml.registry.loading import LoadedModel, load_model
 from liveml.runtimes import Prediction
@@ -25,6 +36,7 @@ __all__ = [
     "ColumnSpec",
     "Conflict",
     "Corrupted",
+    "Forbidden",
     "Invalid",
     "LivemlError",
     "LoadedModel",
@@ -38,6 +50,8 @@ __all__ = [
     "RemotePrediction",
     "Settings",
     "Signature",
+    "TooManyRequests",
+    "Unauthorized",
     "Unavailable",
     "__version__",
     "load_model",

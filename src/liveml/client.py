@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,17 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from liveml.errors import Conflict, Invalid, LivemlError, NotFound, Unavailable
+from liveml.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    LivemlError,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
+from liveml.settings import Settings
 
 _ERRORS: dict[str, type[LivemlError]] = {
     "invalid": Invalid,
@@ -18,6 +29,17 @@ _ERRORS: dict[str, type[LivemlError]] = {
     "unsupported_media_type": Invalid,
     "not_found": NotFound,
     "conflict": Conflict,
+    "unauthorized": Unauthorized,
+    "forbidden": Forbidden,
+    "too_many_requests": TooManyRequests,
+}
+#: the error class by status, for bodies without a liveml kind (other protocols, proxies)
+_BY_STATUS: dict[int, type[LivemlError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    429: TooManyRequests,
 }
 
 
@@ -42,11 +64,32 @@ class RemotePrediction:
 
 
 class Client:
-    """``Client("http://127.0.0.1:8000")``; errors come back as the same liveml errors the server raised."""
+    """``Client("http://127.0.0.1:8000")``; errors come back as the same liveml errors the server raised.
 
-    def __init__(self, url: str, *, timeout: float = 30.0, headers: Mapping[str, str] | None = None) -> None:
+    The API key sent is ``api_key``, else ``LIVEML_API_KEY``, else the credentials file ``liveml init``
+    wrote (``settings`` says where; default: the environment's). ``verify``: False, an SSL context, or
+    the path of a CA bundle, e.g. a server's self-signed certificate."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+        settings: Settings | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+    ) -> None:
+        from liveml.security.credentials import api_key as configured_key
+
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=dict(headers or {}))
+        sent = dict(headers or {})
+        key = api_key or configured_key(settings or Settings())
+        if key and not any(h.lower() in ("authorization", "x-api-key") for h in sent):
+            sent["Authorization"] = f"Bearer {key}"
+        if isinstance(verify, str):  # a CA bundle (or the server's self-signed certificate)
+            verify = ssl.create_default_context(cafile=verify)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=sent, verify=verify)
 
     def close(self) -> None:
         self._http.close()
@@ -112,9 +155,18 @@ class Client:
             try:
                 body = response.json()
                 message, kind = str(body.get("error")), str(body.get("kind", ""))
-            except ValueError:
+            except (ValueError, AttributeError):
                 message, kind = response.text[:200], ""
-            error = _ERRORS.get(kind, Unavailable if response.status_code >= 500 else Invalid)
+            fallback = _BY_STATUS.get(
+                response.status_code, Unavailable if response.status_code >= 500 else Invalid
+            )
+            error = _ERRORS.get(kind, fallback)
+            if error is TooManyRequests:
+                wait = response.headers.get("retry-after", "1")
+                raise TooManyRequests(
+                    f"{message} (HTTP 429 from {self.url})",
+                    retry_after_s=float(wait) if wait.isdigit() else 1.0,
+                )
             raise error(f"{message} (HTTP {response.status_code} from {self.url})")
         return response
 

@@ -68,14 +68,46 @@ class NotInitialized(Unavailable):
     kind = "not_initialized"
 
 
+class Unauthorized(LivemlError):
+    """No API key, or one that is unknown, revoked or expired."""
+
+    kind = "unauthorized"
+
+
+class Forbidden(LivemlError):
+    """A valid API key whose role (or model list) does not allow the request."""
+
+    kind = "forbidden"
+
+
+class TooManyRequests(LivemlError):
+    """A key (or client) over its rate or concurrency limit; ``retry_after_s`` says when to try again."""
+
+    kind = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TimedOut(Unavailable):
+    """A request that took longer than the server allows."""
+
+    kind = "timeout"
+
+
 __all__ = [
     "Conflict",
     "Corrupted",
+    "Forbidden",
     "Invalid",
     "LivemlError",
     "ModelFailed",
     "NotFound",
     "NotInitialized",
+    "TimedOut",
+    "TooManyRequests",
+    "Unauthorized",
     "Unavailable",
     "first_line",
 ]

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         description="Require an API key on every endpoint but health and readiness. Off only on a loopback "
         "address (`liveml serve --no-auth`) or behind a platform that authenticates callers (SageMaker, Vertex AI).",
     )
+    platform_auth: bool = Field(
+        default=False,
+        description="The platform in front (SageMaker, Vertex AI, Lambda, an authenticating proxy) checks "
+        "every caller: liveml serves without API keys on any address, and says so at start.",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="The key the CLI and the Python client send (else the credentials file)."
     )
@@ -144,6 +149,10 @@ class Settings(BaseSettings):
         default=None,
         description="Where `liveml init` keeps the admin key (mode 0600); default <home>/credentials.",
     )
+    ssl_certfile: Path | None = Field(
+        default=None, description="`liveml serve` speaks HTTPS with this certificate (PEM) and ssl_keyfile."
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="The private key (PEM) of ssl_certfile.")
     pickle_policy: Literal["trusted", "strict"] = Field(
         default="trusted",
         description="trusted: load pickle-based artifacts (recording who pushed them); strict: refuse them "

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,18 +41,26 @@ def _env(home: Path) -> dict[str, str]:
 
 @contextmanager
 def serving(
-    args: list[str], home: Path, cwd: Path, env: dict[str, str] | None = None
+    args: list[str],
+    home: Path,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    *,
+    auth: bool = False,
+    verify: ssl.SSLContext | bool = True,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``liveml serve ARGS`` on a free port until ready; without API keys (``--no-auth``, on loopback)
+    unless ``auth``; HTTPS when ARGS has ``--ssl-certfile`` (``verify``: what to trust)."""
     port = _free_port()
     proc = subprocess.Popen(
-        [*LIVEML, "serve", "--port", str(port), *args],
+        [*LIVEML, "serve", "--port", str(port), *args, *([] if auth else ["--no-auth"])],
         cwd=cwd,
         env={**_env(home), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if '--ssl-certfile' in args else 'http'}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -60,7 +69,7 @@ def serving(
                     f"liveml serve exited early:\n{proc.stdout.read() if proc.stdout else ''}"
                 )
             try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health/ready", timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -93,7 +102,11 @@ def test_serve_prints_a_working_curl_and_stops_cleanly(tmp_path: Path, model_fil
         ],
     ):
         subprocess.run([*LIVEML, *args], env=_env(home), check=True, capture_output=True, timeout=120)
-    with serving([], home, tmp_path) as (url, proc):
+    with serving([], home, tmp_path, auth=True) as (url, proc):
+        key = (home / "credentials").read_text().strip()
+        refused = httpx.post(f"{url}/v1/models/iris/predict", json={"inputs": [{"sepal_length": 1}]})
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+        # the client example and `predict --url` send the key `liveml init` saved in the credentials file
         example = subprocess.run(
             [sys.executable, str(ROOT / "examples" / "clients" / "python_client.py"), url, "iris"],
             env=_env(home),
@@ -132,14 +145,19 @@ def test_serve_prints_a_working_curl_and_stops_cleanly(tmp_path: Path, model_fil
         log = proc.stdout.read() if proc.stdout else ""
     assert "Finished server process" in log
     assert "serving iris:1 (production)" in log
-    curl = re.search(r"try: curl -X POST (\S+) -H '([^']+)' -d '(.+)'", log)
+    curl = re.search(r"(try: )(curl -X POST (\S+) .+ -d '.+')", log)
     assert curl is not None, log
-    # the curl it printed works once the server runs again
-    with serving([], home, tmp_path) as (url2, _):
-        response = httpx.post(
-            curl[1].replace(url, url2), content=curl[3], headers={"content-type": "application/json"}
+    assert f'-H "Authorization: Bearer $(cat {home / "credentials"})"' in curl[2]
+    # the curl it printed works, as printed (through a shell), once the server runs again
+    with serving([], home, tmp_path, auth=True) as (url2, _):
+        done = subprocess.run(
+            ["bash", "-c", curl[2].replace(url, url2) + " --fail-with-body -sS"],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
-        assert response.status_code == 200 and response.json()["version"] == 1
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert json.loads(done.stdout)["version"] == 1 and key not in log
     assert "Traceback" not in log
 
 
@@ -180,20 +198,21 @@ def test_worker_processes_share_the_port_survive_a_crash_and_follow_aliases(
     ):
         subprocess.run([*LIVEML, *args], env=_env(home), check=True, capture_output=True, timeout=120)
     row = {"inputs": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}
-    with serving(["--workers", "2", "--poll", "0.2"], home, tmp_path) as (url, proc):
+    key = {"Authorization": f"Bearer {(home / 'credentials').read_text().strip()}"}
+    with serving(["--workers", "2", "--poll", "0.2"], home, tmp_path, auth=True) as (url, proc):
         deadline = time.monotonic() + 30
         while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         workers = _children(proc.pid)
         assert len(workers) == 2
-        with httpx.Client(base_url=url) as http:
+        with httpx.Client(base_url=url, headers=key) as http:
             assert all(
                 http.post("/v1/models/iris/predict", json=row).json()["version"] == 1 for _ in range(20)
             )
             os.kill(next(iter(workers)), signal.SIGKILL)  # a worker dies: the other answers, a new one starts
         # A kept-alive connection that belonged to the killed process is gone with it (as with any pre-fork
         # server); every new connection is answered by a live worker.
-        close = {"Connection": "close"}
+        close = {"Connection": "close", **key}
         with httpx.Client(base_url=url, headers=close) as http:
             assert all(http.post("/v1/models/iris/predict", json=row).status_code == 200 for _ in range(20))
             deadline = time.monotonic() + 30

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -21,6 +22,8 @@ from liveml.serving.host import ModelHost
 PROTOCOLS = (
     "liveml.api.native",
     "liveml.api.jobs",
+    "liveml.api.audit",
+    "liveml.api.explain",
     "liveml.api.feedback",
     "liveml.api.v2",
     "liveml.api.kserve_v1",
@@ -71,7 +74,12 @@ def create_app(
             if start_host:
                 host.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = []
+    if ctx.auth is not None:  # API keys, roles and per-key limits in front of every route
+        from liveml.api.auth import Guard
+
+        middleware.append(Middleware(Guard, ctx=ctx, routes=routes))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.ctx = ctx
     return app
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,9 @@ from liveml.api.errors import error_response, internal_error
 from liveml.errors import LivemlError
 from liveml.registry.loading import Rows
 from liveml.serving.host import HostResult, ModelHost
+
+if TYPE_CHECKING:
+    from liveml.api.auth import AuthConfig
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 #: models whose calls take less than this run on the event loop (measured per model, see runs_inline)
@@ -39,6 +43,8 @@ class ApiContext:
     vertex_health_route: str | None = None
     #: models cheaper than this (CPU seconds per call) are served on the event loop; 0 turns that off
     inline_below_s: float = INLINE_BELOW_S
+    #: API keys, roles and per-key limits (``liveml serve`` sets it); None: no guard (in-process use, tests)
+    auth: AuthConfig | None = None
 
     def single_model(self) -> str:
         """The reference a single-model contract serves: ``default_model``, else the only served model."""

@@ -11,11 +11,15 @@ from liveml.api.responses import json_response
 from liveml.errors import (
     Conflict,
     Corrupted,
+    Forbidden,
     Invalid,
     LivemlError,
     ModelFailed,
     NotFound,
     NotInitialized,
+    TimedOut,
+    TooManyRequests,
+    Unauthorized,
     Unavailable,
 )
 
@@ -24,10 +28,14 @@ log = logging.getLogger("liveml.api")
 STATUS: dict[type[LivemlError], int] = {
     Invalid: 400,
     NotFound: 404,
+    Unauthorized: 401,
+    Forbidden: 403,
+    TooManyRequests: 429,
     Conflict: 409,
     NotInitialized: 503,
     Unavailable: 503,
     Corrupted: 503,
+    TimedOut: 503,
     ModelFailed: 500,
     LivemlError: 500,
 }
@@ -41,7 +49,11 @@ class UnsupportedMediaType(Invalid):
     kind = "unsupported_media_type"
 
 
-STATUS.update({PayloadTooLarge: 413, UnsupportedMediaType: 415})
+class HeadersTooLarge(Invalid):
+    kind = "headers_too_large"
+
+
+STATUS.update({PayloadTooLarge: 413, UnsupportedMediaType: 415, HeadersTooLarge: 431})
 
 
 def status_of(exc: LivemlError) -> int:
@@ -51,25 +63,30 @@ def status_of(exc: LivemlError) -> int:
     return 500
 
 
-def error_response(exc: LivemlError, *, style: str = "native") -> Response:
+#: MLflow's error codes for the statuses that have their own (else BAD_REQUEST or INTERNAL_ERROR)
+MLFLOW_CODES = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    429: "REQUEST_LIMIT_EXCEEDED",
+}
+
+
+def error_response(
+    exc: LivemlError, *, style: str = "native", headers: dict[str, str] | None = None
+) -> Response:
     """``{"error": message}`` (Open Inference V2, KServe, Vertex); native adds the error kind;
     MLflow uses ``{"error_code", "message"}``."""
     status = status_of(exc)
     body: dict[str, object]
     if style == "mlflow":
-        code = (
-            "RESOURCE_DOES_NOT_EXIST"
-            if status == 404
-            else "BAD_REQUEST"
-            if status < 500
-            else "INTERNAL_ERROR"
-        )
+        code = MLFLOW_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
         body = {"error_code": code, "message": exc.message}
     elif style == "native":
         body = {"error": exc.message, "kind": exc.kind}
     else:
         body = {"error": exc.message}
-    return json_response(body, status=status)
+    return json_response(body, status=status, headers=headers)
 
 
 def internal_error(exc: BaseException, *, style: str = "native") -> Response:
@@ -85,6 +102,7 @@ def internal_error(exc: BaseException, *, style: str = "native") -> Response:
 
 __all__ = [
     "STATUS",
+    "HeadersTooLarge",
     "PayloadTooLarge",
     "UnsupportedMediaType",
     "error_response",

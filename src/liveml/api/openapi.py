@@ -51,12 +51,13 @@ ERRORS = {
     "500": ("InternalError", "a bug: the body has a request id to find the traceback in the server log"),
     "503": ("Unavailable", "the model is not loaded yet, or it failed on this input (see the server log)"),
 }
-NATIVE, HEALTH, JOBS = "liveml API", "health and metrics", "batch jobs"
+NATIVE, HEALTH, JOBS, AUDIT = "liveml API", "health and metrics", "batch jobs", "audit trail"
 V2, KSERVE, SAGEMAKER, VERTEX = "Open Inference Protocol V2", "KServe V1", "SageMaker / MLflow", "Vertex AI"
 #: error body per protocol (liveml's ``{"error", "kind"}``, V2's ``{"error"}``, MLflow's)
 ERROR_SCHEMA = {
     NATIVE: "Error",
     JOBS: "Error",
+    AUDIT: "Error",
     V2: "ProtocolError",
     KSERVE: "ProtocolError",
     VERTEX: "ProtocolError",
@@ -67,6 +68,7 @@ PARAMS = {
     "model": "a model name",
     "version": "a version number, an alias, or `latest`",
     "job_id": "a job id (a number), as `POST /v1/jobs` or `GET /v1/jobs` give it",
+    "prediction_id": "a prediction id, as a predict or explain response gave it",
 }
 _JOB = "`{id, uid, status, model, version, spec, rows_done, total_rows, progress, rows_out, errors, rows_per_s, message, url, ...}`"
 _JOB_BODY = 'a job spec: `{model, input (or input_sql and db), output, keep?, proba?, chunk_rows?, max_errors?, errors?, engine?, workers?, scheduler?, input_format?, output_format?}` | {"model": "churn@production", "input": "/data/customers.parquet", "output": "/data/scores.parquet", "keep": ["customer_id"]}'
@@ -78,6 +80,9 @@ ROUTES = f"""
 GET /v1/models | {NATIVE} | List models | Every registered model, the version served and the versions loaded. | `{{models: [{{name, latest_version, aliases, format, served_version, loaded_versions}}]}}` | 500
 GET /v1/models/{{ref}} | {NATIVE} | Model version metadata | The version a reference means now: signature, classes, metrics, tags, whether it is served. | `{{name, version, aliases, format, task, classes, signature, ...}}` | 404 500
 POST /v1/models/{{ref}}/feedback | {NATIVE} | Send labels | Ground truth for earlier predictions, by the prediction ids their responses gave; labels may come days later, repeat (the last one counts) or name ids never logged (counted when performance is computed). | `{{model, accepted, repeated, invalid, problems}}` | 400 404 413 | `{{labels: [{{prediction_id, label}}]}}` | {{"labels": [{{"prediction_id": "4f1c0e2a9b7d4c3e00000000", "label": 1}}]}}
+POST /v1/models/{{ref}}/explain | {NATIVE} | Explain predictions | Predicts the rows (logged with prediction ids, like predict) and gives per-feature attributions for each: base value + attributions = the model's output in `output_space`. Exact for linear and tree models (TreeSHAP), model-agnostic (sampled Shapley values) for the rest. Optional `class` (which class's output), `space` ("probability"). Each explanation is kept with its prediction id. | `{{model, version, output_space, method, rows: [{{prediction_id, base_value, attributions, output}}]}}` | 400 404 413 | `{{inputs: [rows], class?, space?}}` | {{"inputs": [{{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}]}}
+GET /v1/models/{{ref}}/explanations/{{prediction_id}} | {NATIVE} | A stored explanation | The explanation kept with a prediction id ("why was this customer declined?"). | `{{prediction_id, base_value, attributions, output, output_space, method}}` | 404
+GET /v1/audit | {AUDIT} | The audit trail | Every change, newest first, hash-chained; admin keys only. Query since, until (ISO time or a duration such as 7d), action (or a group: alias), actor, limit (1 to 1000, default 100), before (a seq, to page on). | `{{entries: [{{seq, at, actor, address, action, target, before, after, prev_hash, hash}}], next}}` | 400
 POST /v1/jobs | {JOBS} | Submit a batch job | Records the job (the model reference pinned to its version now) and starts its runner in its own process; answers 202 with the job and a `Location`. Paths are on the server's machine. | {_JOB} | 400 404 409 | {_JOB_BODY}
 GET /v1/jobs | {JOBS} | List batch jobs | Newest first; query `status`, `model`, `limit` (1 to 1000, default 50). | `{{jobs: [...]}}` | 400
 GET /v1/jobs/{{job_id}} | {JOBS} | A batch job's status and progress | Status (`queued`, `running`, `succeeded`, `failed`, `cancelled`, `interrupted`), rows done of the total, progress from 0 to 1, rows/s, refused rows, the pinned version. | {_JOB} | 400 404
@@ -344,9 +349,27 @@ def build_document(ctx: ApiContext, served: list[tuple[str, ModelVersion]], root
         doc["paths"][f"/v1/models/{ref}/predict"] = {"post": op}
         models.setdefault(version.model, []).append(f"`{ref}` serves {version.ref}")
     doc["tags"] = [{"name": name, "description": "; ".join(lines)} for name, lines in models.items()]
-    doc["tags"] += [{"name": tag} for tag in (NATIVE, JOBS, HEALTH, V2, KSERVE, SAGEMAKER, VERTEX)]
+    doc["tags"] += [{"name": tag} for tag in (NATIVE, JOBS, AUDIT, HEALTH, V2, KSERVE, SAGEMAKER, VERTEX)]
     doc["paths"].update(other_paths(ctx, [ref for ref, _ in served]))
+    if ctx.auth is not None and ctx.auth.require_keys:
+        secure(ctx, doc)
     return doc
+
+
+def secure(ctx: ApiContext, doc: Schema) -> None:
+    """API keys in the document: a bearer token or ``X-API-Key`` everywhere but the open routes."""
+    from liveml.api.auth import rules_for
+
+    doc["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: `liveml keys create`"},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    doc["security"] = [{"bearer": []}, {"apiKey": []}]
+    open_routes = {path for (_, path), rule in rules_for(ctx).items() if rule.permission == "open"}
+    for path, operations in doc["paths"].items():
+        if path in open_routes:
+            for operation in operations.values():
+                operation["security"] = []
 
 
 def assets_dir() -> Path | None:

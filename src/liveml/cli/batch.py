@@ -13,6 +13,7 @@ from liveml.cli.job_options import (
     Db,
     EngineOpt,
     Errors,
+    Explain,
     Input,
     InputFormat,
     InputSql,
@@ -49,6 +50,7 @@ def run(
     errors: Errors = None,
     keep: Keep = None,
     proba: Proba = False,
+    explain: Explain = False,
     chunk_rows: ChunkRows = DEFAULT_CHUNK_ROWS,
     max_errors: MaxErrors = None,
     engine: EngineOpt = "local",
@@ -77,6 +79,7 @@ def run(
             engine,
             workers,
             scheduler,
+            explain,
         )
     )
     check_spec(spec)

@@ -26,6 +26,12 @@ Errors = Annotated[
 ]
 Keep = Annotated[str | None, typer.Option("--keep", help="Comma-separated input columns to copy (ids).")]
 Proba = Annotated[bool, typer.Option("--proba", help="Add class probability columns (classifiers).")]
+Explain = Annotated[
+    bool,
+    typer.Option(
+        "--explain", help="Add per-column attributions (shap_<column>, shap_base, shap_output, shap_space)."
+    ),
+]
 ChunkRows = Annotated[
     int, typer.Option("--chunk-rows", help="Rows read and scored at a time (bounds memory).")
 ]
@@ -55,6 +61,7 @@ def spec_fields(
     engine: str,
     workers: int,
     scheduler: str | None,
+    explain: bool = False,
 ) -> dict[str, Any]:
     """The CLI options as JobSpec fields (shared by ``batch run`` and ``batch schedule``)."""
     return {
@@ -73,4 +80,5 @@ def spec_fields(
         "engine": engine,
         "workers": workers,
         "scheduler": scheduler,
+        "explain": explain,
     }

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from liveml import __version__
-from liveml.cli import alerts, aliases, batch, jobs, models, monitor, predict, schedules, serve
+from liveml.cli import alerts, aliases, audit, batch, jobs, keys, models, monitor, predict, schedules, serve
+from liveml.cli import explain as explain_cli
 from liveml.cli.render import error_console
 from liveml.errors import Invalid, LivemlError
 from liveml.settings import Settings
@@ -62,6 +63,9 @@ app.command("scheduler")(schedules.scheduler)
 app.add_typer(monitor.monitor_app, name="monitor")
 app.command("feedback")(monitor.feedback)
 app.add_typer(alerts.alerts_app, name="alerts")
+app.add_typer(keys.keys_app, name="keys")
+app.add_typer(audit.audit_app, name="audit")
+app.command("explain")(explain_cli.explain)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,12 +25,25 @@ def register(app: typer.Typer) -> None:
 
 
 def init(ctx: typer.Context) -> None:
-    """Create the data home and registry database (safe to run again)."""
+    """Create the data home and registry database, and the first admin API key (safe to run again)."""
+    from liveml.cli.keys import ensure_admin_key
+
     settings = settings_of(ctx)
     with open_registry(ctx, create=True) as registry:
         console().print(f"liveml home: {settings.home_path}")
         console().print(f"database:    {registry.db.display_url}")
         console().print(f"artifacts:   {registry.store.root}")
+        admin = ensure_admin_key(registry, settings)
+    where = settings.resolved_credentials_file
+    if admin is None:
+        console().print(f"API keys:    an admin key exists already (the CLI sends the key in {where})")
+        return
+    console().print(f"admin key:   {admin.secret}", markup=False)
+    console().print(
+        f"             shown this once; saved to {where} (readable by you only), which the CLI and "
+        "liveml.Client send. Keep it secret; `liveml keys create --role predictor` makes keys for clients.",
+        markup=False,
+    )
 
 
 def push(

@@ -8,7 +8,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from liveml.cli.context import open_registry
+from liveml.cli.context import open_registry, settings_of
 from liveml.cli.render import error_console
 from liveml.errors import Invalid
 from liveml.registry.loading import load_version
@@ -54,7 +54,7 @@ def predict(
     if url is not None:
         from liveml.client import Client
 
-        with Client(url) as client:
+        with Client(url, settings=settings_of(ctx)) as client:
             remote = client.predict(ref, frame, probabilities=proba)
         answered, predictions = f"{remote.model}:{remote.version} at {url}", remote.to_frame()
     else:

@@ -20,6 +20,7 @@ from liveml.cli.job_options import (
     Db,
     EngineOpt,
     Errors,
+    Explain,
     Input,
     InputFormat,
     InputSql,
@@ -82,6 +83,7 @@ def schedule(
     errors: Errors = None,
     keep: Keep = None,
     proba: Proba = False,
+    explain: Explain = False,
     chunk_rows: ChunkRows = DEFAULT_CHUNK_ROWS,
     max_errors: MaxErrors = None,
     engine: EngineOpt = "local",
@@ -116,6 +118,7 @@ def schedule(
         engine,
         workers,
         scheduler,
+        explain,
     )
     del fields["model"]  # the schedule keeps the reference and resolves it at each run
     for field in ("input", "output", "errors"):  # the scheduler may run elsewhere: paths from here on

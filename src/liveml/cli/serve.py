@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +16,77 @@ import typer
 
 from liveml.cli.context import settings_of
 from liveml.cli.render import error_console
+from liveml.errors import Invalid
 from liveml.settings import Settings
 
 if TYPE_CHECKING:
     from liveml.api.context import ApiContext
+    from liveml.registry import Registry
     from liveml.serving import ModelHost
+
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_auth(settings: Settings) -> bool:
+    """Whether the server asks for API keys; refuses keyless serving on a reachable address unless a
+    platform that authenticates callers is in front (LIVEML_PLATFORM_AUTH). Says loudly when keys are off."""
+    bind = f"{settings.server_host}:{settings.server_port}"
+    if settings.platform_auth:
+        error_console().print(
+            f"[bold red]API KEYS ARE OFF[/]: LIVEML_PLATFORM_AUTH says the platform in front of {bind} "
+            "(SageMaker, Vertex AI, Lambda, an authenticating proxy) checks every caller. Anyone who reaches "
+            "this port directly can call every endpoint.",
+            markup=True,
+            highlight=False,
+        )
+        return False
+    if settings.auth:
+        return True
+    if not is_loopback(settings.server_host):
+        raise Invalid(
+            f"serving without API keys (--no-auth or LIVEML_AUTH=false) is allowed only on a loopback address "
+            f"(127.0.0.1, ::1), not {settings.server_host}: anyone on the network could call every endpoint. "
+            "Keep keys on (`liveml keys create`), bind 127.0.0.1, or set LIVEML_PLATFORM_AUTH=true when a "
+            "platform in front (SageMaker, Vertex AI, Lambda) authenticates callers itself"
+        )
+    error_console().print(
+        f"[bold yellow]API keys are off[/] (--no-auth): every process on this machine can call every "
+        f"endpoint of {bind}.",
+        markup=True,
+        highlight=False,
+    )
+    return False
+
+
+def check_tls(settings: Settings) -> None:
+    given = [p for p in (settings.ssl_certfile, settings.ssl_keyfile) if p is not None]
+    if len(given) == 1:
+        raise Invalid("HTTPS needs both --ssl-certfile and --ssl-keyfile (PEM files); give both or neither")
+    for path in given:
+        if not path.is_file():
+            raise Invalid(f"no such file: {path}; --ssl-certfile and --ssl-keyfile take PEM files")
+
+
+def warn_without_keys(registry: Registry) -> None:
+    from liveml.security.keys import KeyStore
+
+    if not any(k.status == "active" for k in KeyStore(registry.db).list()):
+        error_console().print(
+            "[bold yellow]no active API key exists[/]: every request but health and readiness gets 401. "
+            "`liveml init` creates the admin key, `liveml keys create --role predictor` a client's.",
+            markup=True,
+            highlight=False,
+        )
 
 
 def serve(
@@ -93,8 +161,23 @@ def serve(
             help="Start scheduled batch jobs (`liveml schedules`); one leader among servers sharing a database.",
         ),
     ] = True,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve without API keys: only on a loopback address (LIVEML_PLATFORM_AUTH=true for a "
+            "platform that authenticates callers itself).",
+        ),
+    ] = False,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option("--ssl-certfile", help="Serve HTTPS with this certificate (PEM).")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option("--ssl-keyfile", help="The certificate's private key (PEM).")
+    ] = None,
 ) -> None:
     """Serve models over HTTP: liveml's API, Open Inference V2, KServe V1, SageMaker, MLflow and Vertex AI."""
+    from liveml.api.auth import AuthConfig
     from liveml.api.context import ApiContext
     from liveml.registry import Registry
     from liveml.serving import ModelHost
@@ -117,6 +200,12 @@ def serve(
         update["alias_poll_s"] = poll
     if lazy:
         update["lazy_load"] = True
+    if no_auth:
+        update["auth"] = False
+    if ssl_certfile is not None:
+        update["ssl_certfile"] = ssl_certfile
+    if ssl_keyfile is not None:
+        update["ssl_keyfile"] = ssl_keyfile
     settings = settings.model_copy(update=update)
     sagemaker_dir = Path("/opt/ml/model")
     folder = settings.model_dir or (
@@ -135,6 +224,8 @@ def serve(
         )
     elif settings.vertex_predict_route and "server_host" not in settings.model_fields_set:
         settings = settings.model_copy(update={"server_host": "0.0.0.0"})  # Vertex AI probes from outside
+    require_keys = check_auth(settings)
+    check_tls(settings)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     registry = Registry(settings, create=folder is not None)
@@ -167,10 +258,13 @@ def serve(
         default_model=settings.default_model if folder is None else refs[0] if refs else None,
         vertex_predict_route=settings.vertex_predict_route,
         vertex_health_route=settings.vertex_health_route,
+        auth=AuthConfig.from_settings(settings, require_keys=require_keys),
     )
-    if settings.server_host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback(settings.server_host):
         error_console().print(f"listening on {settings.server_host}: reachable from other machines")
-    announce = lambda: _announce(host_, settings.server_host, settings.server_port)  # noqa: E731
+    if require_keys:
+        warn_without_keys(registry)
+    announce = lambda: _announce(host_, settings, require_keys=require_keys)  # noqa: E731
     with _scheduler(settings, enabled=scheduler and folder is None):
         _run(host_, context, settings, workers=workers, log_level=log_level, announce=announce)
 
@@ -212,6 +306,8 @@ def _run(
             log_level=log_level.lower(),
             access_log=log_level.lower() == "debug",
             timeout_graceful_shutdown=30,
+            ssl_certfile=_path(settings.ssl_certfile),
+            ssl_keyfile=_path(settings.ssl_keyfile),
         )
         return
     from liveml.api.workers import run_workers
@@ -228,12 +324,27 @@ def _run(
         log_level=log_level.lower(),
         access_log=log_level.lower() == "debug",
         timeout_graceful_shutdown=30,
+        ssl_certfile=_path(settings.ssl_certfile),
+        ssl_keyfile=_path(settings.ssl_keyfile),
     )
     run_workers(config, workers, after_fork=host_.after_fork, before_fork=host_.refresh)
 
 
-def _announce(host: object, bind: str, port: int) -> None:
+def _path(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def key_header(settings: Settings) -> str:
+    """The curl option that sends the CLI's key: read from the credentials file, else LIVEML_API_KEY."""
+    path = settings.resolved_credentials_file
+    if settings.api_key is None and path.is_file():
+        return f'-H "Authorization: Bearer $(cat {shlex.quote(str(path))})"'
+    return '-H "Authorization: Bearer $LIVEML_API_KEY"'
+
+
+def _announce(host: object, settings: Settings, *, require_keys: bool) -> None:
     """After start: what is served, and a curl that works against it."""
+    bind, port = settings.server_host, settings.server_port
     from liveml.serving.host import ModelHost
     from liveml.serving.warmup import typical_rows
 
@@ -256,10 +367,13 @@ def _announce(host: object, bind: str, port: int) -> None:
     else:
         row = json.loads(rows.head(1).to_json(orient="records"))[0]
     address = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
+    address = f"[{address}]" if ":" in address else address
+    scheme = "https" if settings.ssl_certfile else "http"
     body = json.dumps({"inputs": [row]})
+    key = f" {key_header(settings)}" if require_keys else ""
     console.print(
-        f"try: curl -X POST http://{address}:{port}/v1/models/{first.name}/predict "
-        f"-H 'content-type: application/json' -d '{body}'",
+        f"try: curl -X POST {scheme}://{address}:{port}/v1/models/{first.name}/predict "
+        f"-H 'content-type: application/json'{key} -d '{body}'",
         highlight=False,
         markup=False,
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pandas as pd
+import pyarrow as pa
 
 from liveml.errors import Invalid, LivemlError, first_line
 from liveml.jobs.engines import make_engine
@@ -100,7 +101,14 @@ def _run(
     busy = job.busy_s
     if progress:
         progress(counters["rows"], source.total_rows)
-    options = ChunkOptions(uid=job.uid, keep=spec.keep, proba=spec.proba)
+    options = ChunkOptions(uid=job.uid, keep=spec.keep, proba=spec.proba, explain=spec.explain)
+    if spec.explain:
+        from dataclasses import replace
+
+        from liveml.explain import background_for
+
+        background, background_source = background_for(registry, model.version)
+        options = replace(options, background=background, background_source=background_source)
     frames: dict[int, pd.DataFrame] = {}  # raw input of chunks in flight, for the prediction-record sink
     keep_frames = not isinstance(sink, NullSink)
 
@@ -168,12 +176,13 @@ def _emit(
         return
     inputs = frame.loc[result.scored, model.signature.input_names].reset_index(drop=True)
     outputs = result.output.drop(columns=[*job.spec.keep, "model_version", "prediction_id"])
+    outputs = outputs[[c for c in outputs.columns if not str(c).startswith("shap_")]]  # not predictions
     sink.emit_batch(
         PredictionBatch(
             model=model.version.model,
             version=model.version.version,
             at=datetime.now(UTC),
-            prediction_ids=list(result.output["prediction_id"]),
+            prediction_ids=pa.array(result.output["prediction_id"]),
             inputs=inputs,
             outputs=outputs,
             latency_ms=result.seconds * 1000,

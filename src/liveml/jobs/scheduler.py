@@ -174,8 +174,8 @@ class Scheduler:
         self._monitored_at = now
 
         def run() -> None:
-            from liveml.monitoring.notifier import Notifier
             from liveml.monitoring.monitor import Monitor
+            from liveml.monitoring.notifier import Notifier
 
             if self._notifier is None:
                 self._notifier = Notifier(self.registry)

@@ -6,10 +6,11 @@ and gives the same bytes."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from liveml.errors import Invalid, LivemlError, ModelFailed, first_line
 from liveml.registry.loading import LoadedModel
@@ -24,6 +25,10 @@ class ChunkOptions:
     uid: str
     keep: tuple[str, ...]
     proba: bool
+    #: add the explanation columns (``shap_*``), measured against ``background``
+    explain: bool = False
+    background: pd.DataFrame | None = field(default=None, compare=False)
+    background_source: str = "rows"
 
 
 @dataclass
@@ -38,10 +43,19 @@ class ScoredChunk:
     seconds: float
 
 
-def prediction_ids(uid: str, rows: np.ndarray) -> list[str]:
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLES = np.arange(60, -4, -4, dtype=np.uint64)
+
+
+def prediction_ids(uid: str, rows: np.ndarray) -> pa.StringArray:
     """``uid`` (16 hex digits, one per job) then the input row number (16 hex digits): unique, and the
-    same however often the job is resumed."""
-    return [f"{uid}{int(r):016x}" for r in rows]
+    same however often the job is resumed. Built as one Arrow buffer (no Python string per row)."""
+    rows = np.asarray(rows, dtype=np.uint64)
+    data = np.empty((len(rows), 32), dtype=np.uint8)
+    data[:, :16] = np.frombuffer(uid.encode("ascii"), dtype=np.uint8)
+    data[:, 16:] = _HEX[(rows[:, None] >> _NIBBLES) & np.uint64(0xF)]
+    offsets = np.arange(0, 32 * (len(rows) + 1), 32, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def check_columns(model: LoadedModel, columns: list[str], keep: tuple[str, ...], where: str) -> None:
@@ -76,16 +90,36 @@ def score_chunk(
                 f"{model.version.ref} failed on rows {first_row} to {first_row + len(frame) - 1}: {first_line(exc)}"
             ) from exc
         predicted = prediction.to_frame(probabilities=options.proba)
+        if options.explain:
+            predicted = pd.concat([predicted, _explained(model, good, options)], axis=1)
     else:
         predicted = pd.DataFrame({"prediction": pd.Series([], dtype=np.float64)})
     kept = frame.loc[scored, list(options.keep)].reset_index(drop=True)
     output = pd.concat([kept, predicted.reset_index(drop=True)], axis=1)
     output[VERSION_COLUMN] = np.full(len(output), model.version.version, dtype=np.int64)
-    output[ID_COLUMN] = prediction_ids(options.uid, rows[scored])
+    output[ID_COLUMN] = pd.Series(
+        pd.arrays.ArrowExtensionArray(prediction_ids(options.uid, rows[scored])), index=output.index
+    )
     errors = frame.loc[bad, list(options.keep)].reset_index(drop=True)
     errors.insert(0, "row", rows[bad])
     errors["error"] = reasons
     return ScoredChunk(index, first_row, output, errors, scored, time.perf_counter() - started)
+
+
+def _explained(model: LoadedModel, rows: pd.DataFrame, options: ChunkOptions) -> pd.DataFrame:
+    from liveml.explain import explain
+
+    explanation = explain(
+        model,
+        rows,
+        background=options.background,
+        background_source=options.background_source,  # type: ignore[arg-type]
+    )
+    frame = explanation.to_frame()
+    clash = [c for c in frame.columns if c in options.keep]
+    if clash:
+        raise Invalid(f"--keep column(s) {', '.join(clash)} clash with the explanation columns; rename them")
+    return frame
 
 
 __all__ = [

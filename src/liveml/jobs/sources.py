@@ -76,7 +76,16 @@ class Source:
         if self.format == "sql":
             yield from self._sql_pieces()
         elif self.format == "parquet":
-            for batch in self.dataset.to_batches(batch_size=READ_PIECE_ROWS):
+            # read ahead one batch and one file at most: memory stays a few chunks, whatever the file size
+            # (and no pre-buffering, which would hold the whole file's bytes)
+            import pyarrow.dataset as ds
+
+            for batch in self.dataset.to_batches(
+                batch_size=READ_PIECE_ROWS,
+                batch_readahead=1,
+                fragment_readahead=1,
+                fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
+            ):
                 yield pa.Table.from_batches([batch])
         else:
             for path in self.files:

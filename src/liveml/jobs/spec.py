@@ -33,6 +33,11 @@ class JobSpec(BaseModel):
     errors: str | None = Field(default=None, description="where rows that fail validation go (CSV)")
     keep: tuple[str, ...] = Field(default=(), description="input columns copied to the output (ids)")
     proba: bool = Field(default=False, description="add class probability columns")
+    explain: bool = Field(
+        default=False,
+        description="add per-column attributions: shap_<column>, shap_base, shap_output (what they add up "
+        "to), shap_space and, for classifiers, shap_class",
+    )
     chunk_rows: int = Field(default=DEFAULT_CHUNK_ROWS, ge=1, le=50_000_000)
     max_errors: int | None = Field(default=None, ge=0, description="fail the job past this many bad rows")
     engine: Engine = "local"

@@ -17,6 +17,7 @@ a background thread writes them out every ``log_flush_s``. Durability, stated an
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import pickle
@@ -42,6 +43,8 @@ from liveml.settings import Settings
 
 log = logging.getLogger("liveml.monitoring")
 META = ("prediction_id", "version", "at", "latency_ms", "job_id")
+#: rows held before the emitting thread writes them itself
+MAX_BUFFER_ROWS = 250_000
 _LENGTH = struct.Struct("<Q")
 
 
@@ -72,6 +75,8 @@ class PredictionLog:
         self.local = "://" not in self.url or self.url.startswith("file://")
         self._lock = threading.Lock()
         self._buffer: list[PredictionBatch] = []
+        self._buffered_rows = 0
+        self._names = itertools.count()  # segment names stay unique when two threads flush at once
         #: requests that got no prediction, per (model, version, kind, day, hour)
         self._errors: dict[tuple[str, int, str, str], int] = defaultdict(int)
         self._pid = -1
@@ -112,6 +117,12 @@ class PredictionLog:
                 payload = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
                 os.write(self._wal, _LENGTH.pack(len(payload)) + payload)
             self._buffer.append(batch)
+            self._buffered_rows += len(batch)
+            full = self._buffered_rows >= MAX_BUFFER_ROWS
+        if full:
+            # a batch job outruns the writer: it writes itself (backpressure, bounded memory); serving
+            # requests never get here (a second of single rows is far below the bound)
+            self.flush()
 
     def emit_error(self, model: str, version: int, kind: str) -> None:
         if self._pid != os.getpid():
@@ -153,6 +164,7 @@ class PredictionLog:
         """Write what is buffered as segments; returns the rows written."""
         with self._lock:
             batches, self._buffer = self._buffer, []
+            self._buffered_rows = 0
             errors, self._errors = self._errors, defaultdict(int)
             wal, wal_path = self._wal, self._wal_path
             if self.strict and batches and wal is not None:
@@ -171,6 +183,7 @@ class PredictionLog:
             )
             with self._lock:
                 self._buffer[:0] = batches  # try again at the next flush
+                self._buffered_rows += sum(len(b) for b in batches)
             return 0
         if wal is not None and wal_path is not None:
             os.close(wal)
@@ -191,7 +204,7 @@ class PredictionLog:
             table = _table(group)
             folder = f"{self.root}/model={model}/date={day}"
             self.fs.makedirs(folder, exist_ok=True)
-            name = f"{hour}-{time.time_ns() // 1_000_000}-{os.getpid()}-{self._seq}-{rows}.parquet"
+            name = f"{hour}-{time.time_ns() // 1_000_000}-{os.getpid()}-{next(self._names)}.parquet"
             if self.local:
                 tmp = Path(folder) / f".{name}.tmp"
                 pq.write_table(table, tmp)
@@ -342,24 +355,27 @@ def _table(batches: list[PredictionBatch]) -> pa.Table:
     """One Arrow table from many batches: numeric inputs and model outputs are concatenated as arrays
     (cheap for thousands of one-row requests); anything else through pandas."""
     n = [len(b) for b in batches]
+    # per-batch values repeated per row, as plain integers (never per-row Python objects)
+    micros = np.repeat(np.array([int(b.at.timestamp() * 1_000_000) for b in batches], dtype=np.int64), n)
+    jobs = [b.job_id for b in batches]
+    job_values = sorted({j for j in jobs if j is not None})
+    job_codes = np.repeat(np.array([job_values.index(j) if j is not None else -1 for j in jobs], np.int32), n)
+    job_ids = pa.DictionaryArray.from_arrays(
+        pa.array(job_codes, mask=job_codes < 0), pa.array(job_values, pa.string())
+    ).cast(pa.string())
     columns: dict[str, Any] = {
-        "prediction_id": pa.array([p for b in batches for p in b.prediction_ids], pa.string()),
+        "prediction_id": _ids(batches),
         "version": pa.array(np.repeat([b.version for b in batches], n), pa.int32()),
-        "at": pa.array(
-            np.repeat([b.at.astimezone(UTC).replace(tzinfo=None) for b in batches], n).astype(
-                "datetime64[us]"
-            ),
-            pa.timestamp("us", tz="UTC"),
-        ),
+        "at": pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "latency_ms": pa.array(np.repeat([b.latency_ms / max(len(b), 1) for b in batches], n), pa.float32()),
-        "job_id": pa.array(np.repeat([b.job_id for b in batches], n).tolist(), pa.string()),
+        "job_id": job_ids,
     }
     names = list(batches[0].inputs.columns)
     same_columns = all(list(b.inputs.columns) == names for b in batches)
     if same_columns and all(_one_float_block(b.inputs) for b in batches):
-        matrix = np.concatenate([b.inputs.to_numpy() for b in batches])
+        by_column = np.ascontiguousarray(np.concatenate([b.inputs.to_numpy() for b in batches]).T)
         for i, name in enumerate(names):
-            columns[f"in.{name}"] = matrix[:, i]
+            columns[f"in.{name}"] = by_column[i]
     else:
         frame = pd.concat([b.inputs for b in batches], ignore_index=True)
         for name in frame.columns:
@@ -375,7 +391,7 @@ def _table(batches: list[PredictionBatch]) -> pa.Table:
                 columns[f"out.prediction_{i}"] = predictions[:, i]
         probas = [b.outputs.probabilities for b in batches]
         if all(p is not None for p in probas):
-            matrix = np.concatenate(probas)  # type: ignore[arg-type]
+            matrix: np.ndarray = np.concatenate(probas)  # type: ignore[arg-type]
             classes = first.classes or tuple(range(matrix.shape[1]))
             for i, cls in enumerate(classes):
                 columns[f"out.proba_{cls}"] = matrix[:, i]
@@ -384,6 +400,23 @@ def _table(batches: list[PredictionBatch]) -> pa.Table:
         for name in outputs.columns:
             columns[f"out.{name}"] = _arrow(outputs[name])
     return pa.table(columns)
+
+
+def _ids(batches: list[PredictionBatch]) -> pa.ChunkedArray:
+    """The prediction ids of many batches: Arrow arrays as they are, Python strings in one conversion."""
+    chunks: list[pa.Array] = []
+    pending: list[str] = []
+    for batch in batches:
+        if isinstance(batch.prediction_ids, pa.Array):
+            if pending:
+                chunks.append(pa.array(pending, pa.string()))
+                pending = []
+            chunks.append(batch.prediction_ids)
+        else:
+            pending.extend(batch.prediction_ids)
+    if pending:
+        chunks.append(pa.array(pending, pa.string()))
+    return pa.chunked_array(chunks, pa.string())
 
 
 def _one_float_block(frame: pd.DataFrame) -> bool:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import pandas as pd
+import pyarrow as pa
 
 from liveml.runtimes.base import Prediction
 
@@ -38,7 +39,8 @@ class PredictionBatch:
     model: str
     version: int
     at: datetime
-    prediction_ids: Sequence[str]
+    #: strings, or an Arrow string array (batch jobs: no Python string per row)
+    prediction_ids: Sequence[str] | pa.Array
     inputs: pd.DataFrame
     outputs: pd.DataFrame | Prediction
     latency_ms: float
@@ -54,12 +56,17 @@ class PredictionBatch:
 
     def records(self) -> list[PredictionRecord]:
         """The same rows as one record each (for sinks that only take records)."""
+        ids = (
+            self.prediction_ids.to_pylist()
+            if isinstance(self.prediction_ids, pa.Array)
+            else self.prediction_ids
+        )
         ins: list[dict[str, Any]] = self.inputs.to_dict("records")  # type: ignore[assignment]
         outs: list[dict[str, Any]] = self.outputs_frame().to_dict("records")  # type: ignore[assignment]
         per_row = self.latency_ms / max(len(self), 1)
         return [
             PredictionRecord(pid, self.model, self.version, self.at, i, o, per_row, self.job_id)
-            for pid, i, o in zip(self.prediction_ids, ins, outs, strict=True)
+            for pid, i, o in zip(ids, ins, outs, strict=True)
         ]
 
 

@@ -13,6 +13,7 @@ from liveml.registry.names import ModelRef
 from liveml.registry.registry import Registry
 from liveml.registry.types import ModelVersion
 from liveml.runtimes import Prediction, Runtime, get_runtime
+from liveml.security.pickles import check_loadable
 
 log = logging.getLogger("liveml.registry")
 
@@ -68,19 +69,28 @@ def to_frame(rows: Rows) -> pd.DataFrame:
 
 
 def load_version(registry: Registry, version: ModelVersion, *, compiled: bool = False) -> LoadedModel:
-    """Load a version; with ``compiled``, its compiled form when it has one (else the original)."""
+    """Load a version; with ``compiled``, its compiled form when it has one (else the original).
+
+    The artifact is verified against its sha256 first, and the safe-loading policy (``pickle_policy``)
+    is checked before it is read: under ``strict`` a pickle-based original is refused, though its
+    compiled ONNX form (checked equal to it at push) still loads."""
+    policy = registry.settings.pickle_policy
     if compiled and version.compiled is not None:
         try:
             options = (version.compile_report or {}).get("runtime_options", {})
-            runtime = get_runtime(version.compiled.format)(
-                registry.artifact_path(version, compiled=True), options
-            )
+            runtime_cls = get_runtime(version.compiled.format)
+            path = registry.artifact_path(version, compiled=True)
+            check_loadable(runtime_cls, policy, path=path, options=options, what=f"{version.ref} (compiled)")
+            runtime = runtime_cls(path, options)
             runtime.load()
             return LoadedModel(version, runtime, compiled=True)
         except Unavailable as exc:  # e.g. onnxruntime not installed here: the original still serves
             log.warning("serving the original of %s: %s", version.ref, exc)
+    runtime_cls = get_runtime(version.format)
+    check_loadable(runtime_cls, policy, options=version.runtime_options, what=version.ref)
     path = registry.artifact_path(version)
-    runtime = get_runtime(version.format)(path, version.runtime_options)
+    check_loadable(runtime_cls, policy, path=path, options=version.runtime_options, what=version.ref)
+    runtime = runtime_cls(path, version.runtime_options)
     runtime.load()
     return LoadedModel(version, runtime)
 

@@ -17,6 +17,8 @@ from liveml.errors import Invalid, NotFound
 from liveml.registry.compile import Compiled, compile_to_onnx
 from liveml.registry.profile import build_profile
 from liveml.runtimes import ModelDescription, Runtime, detect_format, get_runtime
+from liveml.security.pickles import check_loadable
+from liveml.settings import Settings
 from liveml.signature import COLUMN_TYPES, ColumnSpec, Signature, column_type
 from liveml.tabular import read_table
 
@@ -48,14 +50,22 @@ def prepare(
     example: str | Path | None = None,
     signature: Signature | None = None,
     compile: bool = True,
+    pickle_policy: str | None = None,
 ) -> PreparedVersion:
+    """Check ``source`` and compute what a push records. Under ``pickle_policy="strict"`` (None: the
+    current settings' policy) a pickle-based file is refused from its format alone, before it is read."""
     source = Path(source)
     if not source.exists():
         raise NotFound(f"model file {str(source)!r} does not exist")
     runtime_cls = get_runtime(format) if format else detect_format(source)
+    policy = pickle_policy or Settings().pickle_policy
+    what = f"{source.name!r}"
+    # before packaging and loading: sniffing reads bytes, loading is where pickles run code
+    check_loadable(runtime_cls, policy, options=runtime_options, what=what)
     file = runtime_cls.package(source, workdir)
     if not file.is_file():
         raise Invalid(f"{str(source)!r} is a folder; the {runtime_cls.label} format takes a single file")
+    check_loadable(runtime_cls, policy, path=file, options=runtime_options, what=what)
     runtime = runtime_cls(file, runtime_options)
     runtime.load()
     try:

@@ -103,6 +103,7 @@ class Registry:
                 example=example,
                 signature=signature,
                 compile=compile,
+                pickle_policy=self.settings.pickle_policy,
             )
             if parent_version is not None:
                 self._check_parent(name, parent_version)

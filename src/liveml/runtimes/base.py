@@ -78,6 +78,10 @@ class Runtime(ABC):
     extra: ClassVar[str | None] = None
     #: lower sniffs first; formats that are containers of others (zip, pickle) go after specific ones
     priority: ClassVar[int] = 50
+    #: whether loading this format can run code from the artifact (unpickling, importing Python); such
+    #: formats are refused under ``pickle_policy=strict``. True unless a runtime declares otherwise, so a
+    #: runtime that says nothing is treated as unsafe (see liveml.security.pickles)
+    unpickles: ClassVar[bool] = True
 
     def __init__(self, path: Path, options: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
@@ -89,6 +93,19 @@ class Runtime(ABC):
     @abstractmethod
     def sniff(cls, path: Path, head: bytes) -> bool:
         """True when the file (or folder) at ``path`` is in this format; ``head`` is its first bytes."""
+
+    @classmethod
+    def unsafe_members(cls, path: Path) -> list[str]:
+        """Parts of a file in a format declared safe (``unpickles = False``) that its framework would
+        still hand to a full unpickler or load as native code; ``pickle_policy=strict`` refuses files
+        with any. Must not load the file with the framework itself."""
+        return []
+
+    @classmethod
+    def unsafe_options(cls, options: Mapping[str, Any]) -> list[str]:
+        """Runtime option values that would widen what a safe format's loader accepts beyond what is
+        safe (refused under ``pickle_policy=strict``)."""
+        return []
 
     @classmethod
     def package(cls, source: Path, workdir: Path) -> Path:

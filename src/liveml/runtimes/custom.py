@@ -38,6 +38,7 @@ class CustomRuntime(Runtime):
     accepts = ("a folder",)
     # the zip marker is specific, and must win over skops, which claims any zip with a schema.json
     priority = 15
+    unpickles = True  # loading imports the pushed Python code (which may unpickle, too)
     _workdir: Path | None = None
     _module_name: str | None = None
     _cleanup: weakref.finalize[Any, Any] | None = None

@@ -32,6 +32,7 @@ class LightGBMRuntime(Runtime):
     label = "LightGBM"
     extensions = (".txt",)
     extra = "lightgbm"
+    unpickles = False
     priority = 10
 
     @classmethod

@@ -50,6 +50,7 @@ class OnnxRuntime(Runtime):
     label = "ONNX"
     extensions = (".onnx",)
     extra = "onnx"
+    unpickles = False
     priority = 10
 
     @classmethod

@@ -19,6 +19,7 @@ _COMPRESSED_MAGIC = (
     b"\xfd7zXZ",
     b"\x04\x22\x4d\x18",
     b"\x78\x01",
+    b"\x78\x5e",  # zlib levels 2-5: joblib.dump(..., compress=3)
     b"\x78\x9c",
     b"\x78\xda",
 )
@@ -29,6 +30,7 @@ class SklearnRuntime(Runtime):
     label = "scikit-learn (joblib/pickle)"
     extensions: ClassVar[tuple[str, ...]] = (".joblib", ".pkl", ".pickle")
     priority = 80
+    unpickles = True  # joblib.load / pickle.load run whatever the file says
 
     @classmethod
     def sniff(cls, path: Path, head: bytes) -> bool:
@@ -93,7 +95,6 @@ class SklearnRuntime(Runtime):
     def _predict(self, frame: pd.DataFrame) -> Prediction:
         model = self._loaded()
         features: Any = frame if getattr(model, "feature_names_in_", None) is not None else frame.to_numpy()
-        predictions = np.asarray(model.predict(features))
         probabilities = None
         classes = getattr(model, "classes_", None)
         if classes is not None and callable(getattr(model, "predict_proba", None)):
@@ -101,6 +102,12 @@ class SklearnRuntime(Runtime):
                 probabilities = np.asarray(model.predict_proba(features), dtype=np.float64)
             except AttributeError:  # e.g. SVC(probability=False) exposes the method but refuses
                 probabilities = None
+        if probabilities is not None and _predicts_by_argmax(model):
+            # the class predict would give, without scoring every row a second time (a forest's
+            # predict is its predict_proba's argmax)
+            predictions = np.asarray(classes).take(np.argmax(probabilities, axis=1))
+        else:
+            predictions = np.asarray(model.predict(features))
         return Prediction(
             predictions=predictions,
             probabilities=probabilities,
@@ -108,6 +115,35 @@ class SklearnRuntime(Runtime):
             if probabilities is not None and classes is not None
             else None,
         )
+
+
+def _predicts_by_argmax(model: Any) -> bool:
+    """Estimators whose ``predict`` is, by definition, the class with the highest ``predict_proba`` (with
+    the same tie-breaking): for them one ``predict_proba`` call gives both."""
+    from sklearn.ensemble import (
+        BaggingClassifier,
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    final = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    exact = (
+        RandomForestClassifier,
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        BaggingClassifier,
+        DecisionTreeClassifier,
+        LogisticRegression,
+        GaussianNB,
+    )
+    return type(final) in exact
 
 
 def _is_regressor(model: Any) -> bool:

@@ -30,6 +30,9 @@ class _TorchRuntime(Runtime):
 
     extra = "torch"
     priority = 30
+    # TorchScript and torch.export archives are read by torch's restricted loaders (tensors and TorchScript
+    # types only), not by pickle's: loading them runs no code from the file
+    unpickles = False
 
     def __init__(self, path: Path, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(path, options)
@@ -144,6 +147,14 @@ class TorchExportRuntime(_TorchRuntime):
     extensions = (".pt2",)
 
     @classmethod
+    def unsafe_members(cls, path: Path) -> list[str]:
+        """torch.export.load unpickles without restriction (torch documents it as unsafe for untrusted
+        files): payloads marked ``use_pickle``, opaque and custom objects, and any ``.pt`` member that
+        torch's restricted loader (``weights_only=True``) refuses, as torch then retries it unrestricted.
+        An archive with none of those (what ``torch.export.save`` writes for plain tensors) is safe."""
+        return _export_unsafe_members(cls.require("torch"), path)
+
+    @classmethod
     def sniff(cls, path: Path, head: bytes) -> bool:
         inner = {m.split("/", 1)[1] for m in zip_members(path, head) if "/" in m}
         # torch >= 2.6 writes the PT2 archive (archive_format + models/); older releases a flat layout
@@ -188,6 +199,40 @@ class TorchExportRuntime(_TorchRuntime):
                 out = _first_tensor(self._model(torch.from_numpy(np.array(chunk))))
             parts.append(out[:rows])
         return torch.cat(parts)
+
+
+_NATIVE_DIRS = ("data/aotinductor/", "data/executorch/", "data/mtia")
+
+
+def _export_unsafe_members(torch: Any, path: Path) -> list[str]:
+    import io
+    import json
+    import zipfile
+
+    unsafe: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                inner = name.split("/", 1)[1] if "/" in name else name
+                if inner.startswith(_NATIVE_DIRS):
+                    unsafe.append(name)  # compiled native code
+                elif inner.startswith(("data/weights/", "data/constants/")) and inner.endswith(".json"):
+                    config = json.loads(archive.read(name)).get("config", {})
+                    for key, meta in config.items() if isinstance(config, dict) else ():
+                        if not isinstance(meta, dict):
+                            continue
+                        file = str(meta.get("path_name", ""))
+                        tensor = inner.startswith("data/weights/") or file.startswith("tensor_")
+                        if meta.get("use_pickle") or not tensor:
+                            unsafe.append(f"{name}:{key}")
+                elif inner.endswith((".pt", ".pkl")):
+                    try:
+                        torch.load(io.BytesIO(archive.read(name)), weights_only=True)
+                    except Exception:
+                        unsafe.append(name)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise Invalid(f"the torch.export file is corrupt or unreadable ({exc})") from exc
+    return unsafe
 
 
 def _user_inputs(program: Any) -> set[str]:

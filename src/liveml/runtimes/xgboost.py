@@ -19,6 +19,7 @@ class XGBoostRuntime(Runtime):
     label = "XGBoost"
     extensions = (".json", ".ubj")
     extra = "xgboost"
+    unpickles = False
     priority = 10
 
     @classmethod
