@@ -162,6 +162,13 @@ def config(
     multivariate: Annotated[
         bool | None, typer.Option("--multivariate/--no-multivariate", help="PCA reconstruction drift.")
     ] = None,
+    time_chunks: Annotated[
+        int | None, typer.Option("--time-chunks", help="Slices of the window over time (report, plots).")
+    ] = None,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option("--chunk-rows", help="Slice the window by this many rows instead of by time."),
+    ] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Back to the defaults first.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -183,6 +190,8 @@ def config(
         ("default_numeric_test", numeric_test),
         ("default_categorical_test", categorical_test),
         ("multivariate", multivariate),
+        ("time_chunks", time_chunks),
+        ("chunk_rows", chunk_rows),
     ):
         if value is not None:
             changes[key] = value

@@ -58,6 +58,11 @@ class DriftConfig(BaseModel):
     drift_share: float = Field(default=0.5, gt=0, le=1, description="dataset drift: share of drifted columns")
     min_rows: int = Field(default=100, ge=1, description="below this many rows nothing is declared")
     time_chunks: int = Field(default=10, ge=1, le=1000, description="time slices for the plots over time")
+    chunk_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="slice the window by this many rows (in time order) instead of by time",
+    )
     multivariate: bool = True
 
     @field_validator("stattest_threshold")

@@ -83,7 +83,8 @@ def over_time(
     meta: pd.DataFrame,
     config: DriftConfig | None = None,
 ) -> tuple[TimeChunk, ...]:
-    """The window cut by ``meta["at"]`` into ``config.time_chunks`` equal time slices, each tested alone
+    """The window cut by ``meta["at"]`` into ``config.time_chunks`` equal time slices (or, with
+    ``config.chunk_rows``, into runs of that many rows in time order), each tested alone
     (rows without a time are left out).
 
     ``scores`` holds each column's score under its name (an output named like an input as
@@ -103,8 +104,15 @@ def over_time(
         return ()
     ns = at.to_numpy(dtype="datetime64[ns]").view("int64")
     start, span = int(ns[timed].min()), int(ns[timed].max() - ns[timed].min())
-    k = config.time_chunks if span > 0 else 1
-    slot = np.where(timed, np.minimum(((ns - start) / max(span, 1) * k).astype("int64"), k - 1), -1)
+    if config.chunk_rows is not None:  # consecutive runs of chunk_rows rows, in time order
+        order = np.argsort(np.where(timed, ns, np.iinfo(np.int64).max), kind="stable")
+        rank = np.empty(len(ns), dtype=np.int64)
+        rank[order] = np.arange(len(ns))
+        k = max(1, min(1000, int(timed.sum()) // config.chunk_rows))  # the last run takes the rest
+        slot = np.where(timed, np.minimum(rank // config.chunk_rows, k - 1), -1)
+    else:
+        k = config.time_chunks if span > 0 else 1
+        slot = np.where(timed, np.minimum(((ns - start) / max(span, 1) * k).astype("int64"), k - 1), -1)
     latency = meta["latency_ms"].to_numpy(dtype="float64") if "latency_ms" in meta.columns else None
     chunks = []
     for j in range(k):
@@ -127,9 +135,11 @@ def over_time(
             for m in estimated(outputs.iloc[rows], None).metrics:
                 metrics |= {f"estimated_{m.name}": m.value, f"estimated_{m.name}_lower": m.lower}
                 metrics[f"estimated_{m.name}_upper"] = m.upper
-        bounds = pd.to_datetime(
-            [start + span * j // k, start + span * (j + 1) // k], utc=True
-        ).to_pydatetime()
+        if config.chunk_rows is not None and len(rows):
+            edges = [int(ns[rows].min()), int(ns[rows].max())]
+        else:
+            edges = [start + span * j // k, start + span * (j + 1) // k]
+        bounds = pd.to_datetime(edges, utc=True).to_pydatetime()
         chunks.append(
             TimeChunk(
                 start=bounds[0],

@@ -504,3 +504,35 @@ def test_multivariate_section_round_trips_stays_small_and_old_profiles_still_wor
     assert build_profile(data.head(49)).multivariate is None
     missing = multivariate(profile, data.drop(columns=["b"]))
     assert missing.skipped == "column(s) b not in the window"
+
+
+def test_over_time_by_row_count_gives_equal_slices_in_time_order() -> None:
+    import itertools
+    from datetime import UTC, datetime, timedelta
+
+    from liveml.monitoring.config import DriftConfig
+    from liveml.monitoring.drift import over_time
+    from liveml.registry.profile import build_profile
+
+    rng = np.random.default_rng(42)
+    reference = pd.DataFrame({"x": rng.normal(size=2000), "y": rng.normal(size=2000)})
+    profile = build_profile(reference)
+    n = 1050
+    inputs = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n)})
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    # uneven traffic: most rows in the last hour of a day
+    at = [
+        start + timedelta(seconds=int(s))
+        for s in np.sort(np.concatenate([rng.uniform(0, 82800, 50), rng.uniform(82800, 86400, n - 50)]))
+    ]
+    meta = pd.DataFrame({"prediction_id": [str(i) for i in range(n)], "at": at, "latency_ms": np.ones(n)})
+    chunks = over_time(
+        profile, inputs, pd.DataFrame(index=range(n)), meta, DriftConfig(chunk_rows=200, min_rows=100)
+    )
+    assert [c.rows for c in chunks] == [200, 200, 200, 200, 250]
+    assert all(c.drift_share is not None for c in chunks)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(chunks))
+    by_time = over_time(
+        profile, inputs, pd.DataFrame(index=range(n)), meta, DriftConfig(time_chunks=5, min_rows=100)
+    )
+    assert by_time[0].rows < 100 and by_time[0].drift_share is None  # the quiet hours: too few rows to judge
