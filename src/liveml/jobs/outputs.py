@@ -71,9 +71,15 @@ class Staging:
                 path.unlink(missing_ok=True)
 
     def write(self, index: int, output: pd.DataFrame, errors: pd.DataFrame) -> None:
-        _atomic_parquet(output, self.part(index))
-        if len(errors):
-            _atomic_parquet(errors, self.errors_part(index))
+        try:
+            _atomic_parquet(output, self.part(index))
+            if len(errors):
+                _atomic_parquet(errors, self.errors_part(index))
+        except OSError as exc:
+            raise Unavailable(
+                f"cannot write chunk {index} to {self.folder}: {first_line(exc)}; check the disk and that nothing "
+                "else removes the job's folder, then `liveml jobs resume`"
+            ) from exc
 
     def parts(self, chunks: int) -> list[Path]:
         return [self.part(i) for i in range(chunks)]

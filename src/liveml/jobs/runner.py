@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pyarrow as pa
 
-from liveml.errors import Invalid, LivemlError, first_line
+from liveml.errors import Invalid, LivemlError, Unavailable, first_line
 from liveml.jobs.engines import make_engine
 from liveml.jobs.launch import job_dir
 from liveml.jobs.outputs import Staging, default_errors_path, merge, output_format
@@ -71,6 +71,8 @@ def run_job(
             message = f"interrupted; resume with `liveml jobs resume {job_id}`"
         with contextlib.suppress(JobStopped, LivemlError):
             store.finish(job_id, owner, "failed", message)
+        if isinstance(exc, OSError):  # a disk or file problem: a message, not a traceback
+            raise Unavailable(f"job {job_id} stopped: {message}; fix it, then `liveml jobs resume {job_id}`") from exc
         raise
     finally:
         beat.stop()

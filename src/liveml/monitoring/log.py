@@ -44,7 +44,7 @@ from liveml.settings import Settings
 log = logging.getLogger("liveml.monitoring")
 META = ("prediction_id", "version", "at", "latency_ms", "job_id")
 #: rows held before the emitting thread writes them itself
-MAX_BUFFER_ROWS = 250_000
+MAX_BUFFER_ROWS = 100_000
 _LENGTH = struct.Struct("<Q")
 
 
