@@ -52,12 +52,14 @@ def main() -> None:
     }
     liveml = str(BIN / "liveml")
     subprocess.run([liveml, "init"], env=env, check=True, capture_output=True)
+    frame.to_parquet(
+        work / "reference.parquet"
+    )  # with a reference, push checks and keeps the ONNX form (served)
     subprocess.run(
-        [liveml, "push", "m", str(work / "model.joblib"), "--alias", "production"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+        [liveml, "push", "m", str(work / "model.joblib"), "--alias", "production",
+         "--reference", str(work / "reference.parquet")],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
     body = work / "body.json"
     body.write_text(json.dumps({"inputs": [{"a": 0.1, "b": -0.2, "c": 0.3, "d": 0.4}]}))
     results: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
@@ -101,8 +103,10 @@ def run_one(
 ) -> dict[str, float]:
     port = 8190
     server = subprocess.Popen(
-        ["taskset", "-c", "0", liveml, "serve", "--port", str(port), "--log-level", "warning", "--poll", "0"],
-        env=env | {"LIVEML_LOG_PREDICTIONS": "true" if setting == "on" else "false"},
+        ["taskset", "-c", "0", liveml, "serve", "--port", str(port), "--log-level", "warning", "--poll", "0",
+         "--no-auth"],
+        env=env | {"LIVEML_LOG_PREDICTIONS": "true" if setting == "on" else "false",
+                   "LIVEML_RATE_LIMIT_PER_S": "0", "LIVEML_MAX_CONCURRENT_PER_KEY": "100000"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

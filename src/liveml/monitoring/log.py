@@ -195,12 +195,12 @@ class PredictionLog:
         return rows
 
     def _write(self, batches: list[PredictionBatch]) -> int:
-        groups: dict[tuple[str, str], list[PredictionBatch]] = defaultdict(list)
-        for batch in batches:
-            groups[(batch.model, batch.at.astimezone(UTC).strftime("%Y-%m-%d/%H"))].append(batch)
+        groups: dict[tuple[str, int], list[PredictionBatch]] = defaultdict(list)
+        for batch in batches:  # by model and UTC hour (an integer: no date formatting per request)
+            groups[(batch.model, int(batch.at.timestamp()) // 3600)].append(batch)
         rows = 0
-        for (model, when), group in groups.items():
-            day, hour = when.split("/")
+        for (model, hour_number), group in groups.items():
+            day, hour = datetime.fromtimestamp(hour_number * 3600, UTC).strftime("%Y-%m-%d/%H").split("/")
             table = _table(group)
             folder = f"{self.root}/model={model}/date={day}"
             self.fs.makedirs(folder, exist_ok=True)
@@ -370,10 +370,15 @@ def _table(batches: list[PredictionBatch]) -> pa.Table:
         "latency_ms": pa.array(np.repeat([b.latency_ms / max(len(b), 1) for b in batches], n), pa.float32()),
         "job_id": job_ids,
     }
-    names = list(batches[0].inputs.columns)
-    same_columns = all(list(b.inputs.columns) == names for b in batches)
-    if same_columns and all(_one_float_block(b.inputs) for b in batches):
-        by_column = np.ascontiguousarray(np.concatenate([b.inputs.to_numpy() for b in batches]).T)
+    first_columns = batches[0].inputs.columns
+    names = list(first_columns)
+    same_columns = all(
+        b.inputs.columns is first_columns or b.inputs.columns.equals(first_columns) for b in batches
+    )
+    blocks = [_float_block(b.inputs) for b in batches] if same_columns else [None]
+    if all(block is not None for block in blocks):
+        # one (columns x rows) float64 block per request: joined along the rows, each column contiguous
+        by_column: np.ndarray = np.concatenate(blocks, axis=1)  # type: ignore[arg-type]
         for i, name in enumerate(names):
             columns[f"in.{name}"] = by_column[i]
     else:
@@ -419,8 +424,22 @@ def _ids(batches: list[PredictionBatch]) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, pa.string())
 
 
-def _one_float_block(frame: pd.DataFrame) -> bool:
-    return len(frame.columns) > 0 and all(dtype == np.float64 for dtype in frame.dtypes)
+def _float_block(frame: pd.DataFrame) -> np.ndarray | None:
+    """The frame's values as one (columns x rows) float64 array, when pandas holds them so (requests of
+    numeric models): read from the block itself, without a per-frame dtype check or copy. Else None."""
+    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)  # pandas internals, a fast path only
+    if blocks is not None and len(blocks) == 1 and blocks[0].dtype == np.float64 and len(frame.columns):
+        values = np.asarray(blocks[0].values)
+        if values.ndim == 2 and values.shape[0] == len(frame.columns):
+            placement = blocks[0].mgr_locs.as_array
+            return (
+                values
+                if np.array_equal(placement, np.arange(len(placement)))
+                else values[np.argsort(placement)]
+            )
+    if len(frame.columns) and all(dtype == np.float64 for dtype in frame.dtypes):
+        return np.ascontiguousarray(frame.to_numpy().T)
+    return None
 
 
 def _arrow(series: pd.Series) -> pa.Array:
