@@ -99,7 +99,10 @@ def main() -> None:
     test = block(10_000_000, 50_000, seed=3)
     for name in ("logreg", "rf"):
         m = joblib.load(d / f"{name}.joblib")
-        info[name] = {"type": type(m).__name__, "holdout_accuracy": float((m.predict(test[FEATURES]) == labels(test)).mean())}
+        info[name] = {
+            "type": type(m).__name__,
+            "holdout_accuracy": float((m.predict(test[FEATURES]) == labels(test)).mean()),
+        }
     # a few rows as an example / reference for `liveml push`
     block(0, 1000, seed=42).drop(columns=["id"]).to_parquet(d / "reference.parquet", index=False)
     (d / "models.json").write_text(json.dumps(info, indent=2))

@@ -33,8 +33,14 @@ VENV = Path(sys.executable).parent
 LIVEML = str(VENV / "liveml")
 PY = sys.executable
 PEERS = Path(os.environ.get("PEER_VENVS", Path.home() / ".cache/peer-venvs"))
-THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "PYTHONWARNINGS": "ignore"}
+THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "PYTHONWARNINGS": "ignore",
+}
 
 
 class Sampler(threading.Thread):
@@ -92,20 +98,34 @@ def parse_time_v(text: str) -> dict[str, float]:
     return out
 
 
-def measure(cmd: list[str], env: dict[str, str], extra_pids: list[int] | None = None, cwd: str | None = None) -> dict:
+def measure(
+    cmd: list[str], env: dict[str, str], extra_pids: list[int] | None = None, cwd: str | None = None
+) -> dict:
     full_env = {**os.environ, **THREAD_ENV, **env}
     started = time.perf_counter()
-    proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], env=full_env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["/usr/bin/time", "-v", *cmd],
+        env=full_env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     sampler = Sampler(proc.pid, extra_pids)
     sampler.start()
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
     sampler.stop.set()
     sampler.join()
-    result = {"rc": proc.returncode, "wall_s": wall, "tree_peak_rss_mib": sampler.peak_sum / 2**20,
-              "largest_proc_rss_mib": sampler.peak_one / 2**20,
-              "tree_peak_pss_mib": sampler.peak_pss / 2**20, "procs": sampler.max_procs, **parse_time_v(stderr)}
+    result = {
+        "rc": proc.returncode,
+        "wall_s": wall,
+        "tree_peak_rss_mib": sampler.peak_sum / 2**20,
+        "largest_proc_rss_mib": sampler.peak_one / 2**20,
+        "tree_peak_pss_mib": sampler.peak_pss / 2**20,
+        "procs": sampler.max_procs,
+        **parse_time_v(stderr),
+    }
     if proc.returncode != 0:
         result["stderr_tail"] = stderr[-2000:]
     lines = [l for l in stdout.strip().splitlines() if l.startswith("{")]
@@ -127,7 +147,11 @@ class Bench:
         self.a = args
         self.data = Path(args.data_dir)
         self.home = self.data / "home"
-        self.out = Path(args.results) if args.results else ROOT / "bench/results" / f"batch-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.out = (
+            Path(args.results)
+            if args.results
+            else ROOT / "bench/results" / f"batch-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
         self.out.mkdir(parents=True, exist_ok=True)
         self.scratch = Path(args.scratch)
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -143,8 +167,18 @@ class Bench:
     def save(self) -> None:
         (self.out / "results.json").write_text(json.dumps(self.results, indent=2))
 
-    def case(self, name: str, rows: int, cmd: list[str], *, env: dict | None = None, repeat: int | None = None,
-             before=None, extra_pids=None, meta: dict | None = None) -> dict:
+    def case(
+        self,
+        name: str,
+        rows: int,
+        cmd: list[str],
+        *,
+        env: dict | None = None,
+        repeat: int | None = None,
+        before=None,
+        extra_pids=None,
+        meta: dict | None = None,
+    ) -> dict:
         if name in self.a.skip:
             print(f"  {name}: skipped (--skip)", flush=True)
             return self.results["cases"].get(name, {})
@@ -155,17 +189,27 @@ class Bench:
             r = measure(cmd, {**self.env, **(env or {})}, extra_pids)
             r["rows_per_s"] = rows / r["wall_s"]
             runs.append(r)
-            print(f"  {name} #{i + 1}: rc={r['rc']} {r['wall_s']:.2f}s {r['rows_per_s']:,.0f} rows/s "
-                  f"maxrss={r.get('time_maxrss_mib', 0):.0f}MiB tree={r['tree_peak_rss_mib']:.0f}MiB "
-                  f"pss={r['tree_peak_pss_mib']:.0f}MiB", flush=True)
+            print(
+                f"  {name} #{i + 1}: rc={r['rc']} {r['wall_s']:.2f}s {r['rows_per_s']:,.0f} rows/s "
+                f"maxrss={r.get('time_maxrss_mib', 0):.0f}MiB tree={r['tree_peak_rss_mib']:.0f}MiB "
+                f"pss={r['tree_peak_pss_mib']:.0f}MiB",
+                flush=True,
+            )
             if r["rc"] != 0:
                 print(r.get("stderr_tail", ""), flush=True)
                 break
         ok = [r for r in runs if r["rc"] == 0]
         summary = {"cmd": " ".join(cmd), "rows": rows, "runs": runs, **(meta or {})}
         if ok:
-            for key in ("wall_s", "rows_per_s", "time_maxrss_mib", "tree_peak_rss_mib", "tree_peak_pss_mib",
-                        "largest_proc_rss_mib", "cpu_s"):
+            for key in (
+                "wall_s",
+                "rows_per_s",
+                "time_maxrss_mib",
+                "tree_peak_rss_mib",
+                "tree_peak_pss_mib",
+                "largest_proc_rss_mib",
+                "cpu_s",
+            ):
                 vals = [r[key] for r in ok if key in r]
                 if vals:
                     summary[f"median_{key}"] = statistics.median(vals)
@@ -187,9 +231,12 @@ class Bench:
                 r["rows_per_s"] = rows / r["wall_s"]
                 r["round"] = i + 1
                 runs[name].append(r)
-                print(f"  {name} #{i + 1}: rc={r['rc']} {r['wall_s']:.2f}s {r['rows_per_s']:,.0f} rows/s "
-                      f"cpu={r.get('cpu_s', 0):.1f}s maxrss={r.get('time_maxrss_mib', 0):.0f}MiB "
-                      f"pss={r['tree_peak_pss_mib']:.0f}MiB", flush=True)
+                print(
+                    f"  {name} #{i + 1}: rc={r['rc']} {r['wall_s']:.2f}s {r['rows_per_s']:,.0f} rows/s "
+                    f"cpu={r.get('cpu_s', 0):.1f}s maxrss={r.get('time_maxrss_mib', 0):.0f}MiB "
+                    f"pss={r['tree_peak_pss_mib']:.0f}MiB",
+                    flush=True,
+                )
                 if r["rc"] != 0:
                     print(r.get("stderr_tail", ""), flush=True)
                 self.summarize(name, rows, cmd, runs[name], kw.get("meta"))
@@ -197,8 +244,15 @@ class Bench:
     def summarize(self, name: str, rows: int, cmd: list[str], runs: list[dict], meta: dict | None) -> dict:
         ok = [r for r in runs if r["rc"] == 0]
         summary = {"cmd": " ".join(cmd), "rows": rows, "runs": runs, **(meta or {})}
-        for key in ("wall_s", "rows_per_s", "time_maxrss_mib", "tree_peak_rss_mib", "tree_peak_pss_mib",
-                    "largest_proc_rss_mib", "cpu_s"):
+        for key in (
+            "wall_s",
+            "rows_per_s",
+            "time_maxrss_mib",
+            "tree_peak_rss_mib",
+            "tree_peak_pss_mib",
+            "largest_proc_rss_mib",
+            "cpu_s",
+        ):
             vals = [r[key] for r in ok if key in r]
             if vals:
                 summary[f"median_{key}"] = statistics.median(vals)
@@ -224,6 +278,7 @@ class Bench:
                     p.unlink(missing_ok=True)
             # staged parts of earlier jobs are removed by liveml on success; drop leftovers of failures
             shutil.rmtree(self.home / "jobs", ignore_errors=True)
+
         return run
 
     # -- suites -------------------------------------------------------------------------
@@ -236,40 +291,70 @@ class Bench:
         self.case(f"floor/{m}/parquet-2m", 2_000_000, self.floor(m, pq2, str(o)), before=c)
         for variant in (m, f"{m}-sk"):
             for w in (1, 2):
-                self.case(f"liveml/{variant}/parquet-2m/w{w}", 2_000_000,
-                          self.liveml(variant, pq2, str(o), "--workers", str(w)), before=c, meta={"workers": w})
+                self.case(
+                    f"liveml/{variant}/parquet-2m/w{w}",
+                    2_000_000,
+                    self.liveml(variant, pq2, str(o), "--workers", str(w)),
+                    before=c,
+                    meta={"workers": w},
+                )
 
     def speed_rf(self) -> None:
         print("== speed_rf: 1M rows Parquet, rf, local engine vs floor (interleaved rounds)", flush=True)
         pq1 = self.data / "rows-1m.parquet"
         if not pq1.exists():
             import pyarrow.parquet as pq
-            pq.write_table(pq.read_table(self.data / "rows-2m.parquet").slice(0, 1_000_000), pq1, row_group_size=500_000)
+
+            pq.write_table(
+                pq.read_table(self.data / "rows-2m.parquet").slice(0, 1_000_000), pq1, row_group_size=500_000
+            )
         o = self.scratch / "out.parquet"
         c = self.clean(o)
         specs = [("floor/rf/parquet-1m", 1_000_000, self.floor("rf", str(pq1), str(o)), {"before": c})]
         for variant in ("rf", "rf-sk"):
             for w in (1, 2):
-                specs.append((f"liveml/{variant}/parquet-1m/w{w}", 1_000_000,
-                              self.liveml(variant, str(pq1), str(o), "--workers", str(w)),
-                              {"before": c, "meta": {"workers": w}}))
+                specs.append(
+                    (
+                        f"liveml/{variant}/parquet-1m/w{w}",
+                        1_000_000,
+                        self.liveml(variant, str(pq1), str(o), "--workers", str(w)),
+                        {"before": c, "meta": {"workers": w}},
+                    )
+                )
         self.group(specs)
 
     def speed_log(self) -> None:
-        print("== speed_log: logreg 2M Parquet, prediction log on (default) vs off, interleaved with the floor", flush=True)
+        print(
+            "== speed_log: logreg 2M Parquet, prediction log on (default) vs off, interleaved with the floor",
+            flush=True,
+        )
         pq2 = str(self.data / "rows-2m.parquet")
         o = self.scratch / "out.parquet"
         c = self.clean(o)
         off = {"LIVEML_LOG_PREDICTIONS": "false"}
-        self.group([
-            ("floor/logreg/parquet-2m", 2_000_000, self.floor("logreg", pq2, str(o)), {"before": c}),
-            ("liveml/logreg-sk/parquet-2m/w1", 2_000_000, self.liveml("logreg-sk", pq2, str(o)),
-             {"before": c, "meta": {"workers": 1, "prediction_log": "on (default)"}}),
-            ("nolog/logreg-sk/parquet-2m/w1", 2_000_000, self.liveml("logreg-sk", pq2, str(o)),
-             {"before": c, "env": off, "meta": {"workers": 1, "prediction_log": "off"}}),
-            ("nolog/logreg-sk/parquet-2m/w2", 2_000_000, self.liveml("logreg-sk", pq2, str(o), "--workers", "2"),
-             {"before": c, "env": off, "meta": {"workers": 2, "prediction_log": "off"}}),
-        ])
+        self.group(
+            [
+                ("floor/logreg/parquet-2m", 2_000_000, self.floor("logreg", pq2, str(o)), {"before": c}),
+                (
+                    "liveml/logreg-sk/parquet-2m/w1",
+                    2_000_000,
+                    self.liveml("logreg-sk", pq2, str(o)),
+                    {"before": c, "meta": {"workers": 1, "prediction_log": "on (default)"}},
+                ),
+                (
+                    "nolog/logreg-sk/parquet-2m/w1",
+                    2_000_000,
+                    self.liveml("logreg-sk", pq2, str(o)),
+                    {"before": c, "env": off, "meta": {"workers": 1, "prediction_log": "off"}},
+                ),
+                (
+                    "nolog/logreg-sk/parquet-2m/w2",
+                    2_000_000,
+                    self.liveml("logreg-sk", pq2, str(o), "--workers", "2"),
+                    {"before": c, "env": off, "meta": {"workers": 2, "prediction_log": "off"}},
+                ),
+            ]
+        )
 
     def speed_more(self) -> None:
         print("== speed_more: --proba and CSV input (logreg, 2M rows)", flush=True)
@@ -277,25 +362,40 @@ class Bench:
         csv2 = str(self.data / "rows-2m.csv")
         o = self.scratch / "out.parquet"
         c = self.clean(o)
-        self.case("floor/logreg/parquet-2m/proba", 2_000_000, self.floor("logreg", pq2, str(o), "--proba"), before=c)
-        self.case("liveml/logreg-sk/parquet-2m/w1/proba", 2_000_000,
-                  self.liveml("logreg-sk", pq2, str(o), "--proba"), before=c, meta={"workers": 1})
+        self.case(
+            "floor/logreg/parquet-2m/proba", 2_000_000, self.floor("logreg", pq2, str(o), "--proba"), before=c
+        )
+        self.case(
+            "liveml/logreg-sk/parquet-2m/w1/proba",
+            2_000_000,
+            self.liveml("logreg-sk", pq2, str(o), "--proba"),
+            before=c,
+            meta={"workers": 1},
+        )
         self.case("floor/logreg/csv-2m", 2_000_000, self.floor("logreg", csv2, str(o)), before=c)
-        self.case("liveml/logreg-sk/csv-2m/w1", 2_000_000, self.liveml("logreg-sk", csv2, str(o)), before=c,
-                  meta={"workers": 1})
+        self.case(
+            "liveml/logreg-sk/csv-2m/w1",
+            2_000_000,
+            self.liveml("logreg-sk", csv2, str(o)),
+            before=c,
+            meta={"workers": 1},
+        )
 
     def startup(self) -> None:
         print("== startup: fixed cost, 1000 rows (one chunk)", flush=True)
         tiny = self.data / "rows-1k.parquet"
         if not tiny.exists():
             import pyarrow.parquet as pq
+
             pq.write_table(pq.read_table(self.data / "rows-200k.parquet").slice(0, 1000), tiny)
         o = self.scratch / "out1k.parquet"
         c = self.clean(o)
         for m in ("logreg", "rf"):
             self.case(f"startup/floor/{m}/1k", 1000, self.floor(m, str(tiny), str(o)), before=c)
             for variant in (m, f"{m}-sk"):
-                self.case(f"startup/liveml/{variant}/1k", 1000, self.liveml(variant, str(tiny), str(o)), before=c)
+                self.case(
+                    f"startup/liveml/{variant}/1k", 1000, self.liveml(variant, str(tiny), str(o)), before=c
+                )
 
     def memory(self) -> None:
         print("== memory: 10M rows x 20 columns, default chunk rows", flush=True)
@@ -303,52 +403,121 @@ class Bench:
         o = self.scratch / "out10.parquet"
         c = self.clean(o)
         for w in (1, 2):
-            self.case(f"memory/liveml/logreg-sk/parquet-10m/w{w}", 10_000_000,
-                      self.liveml("logreg-sk", pq10, str(o), "--workers", str(w)), before=c, meta={"workers": w})
-        self.case("memory/floor/logreg/parquet-10m", 10_000_000, self.floor("logreg", pq10, str(o)), before=c,
-                  repeat=1)
+            self.case(
+                f"memory/liveml/logreg-sk/parquet-10m/w{w}",
+                10_000_000,
+                self.liveml("logreg-sk", pq10, str(o), "--workers", str(w)),
+                before=c,
+                meta={"workers": w},
+            )
+        self.case(
+            "memory/floor/logreg/parquet-10m",
+            10_000_000,
+            self.floor("logreg", pq10, str(o)),
+            before=c,
+            repeat=1,
+        )
         csv10 = self.data / "rows-10m.csv"
         if csv10.exists():
-            self.case("memory/liveml/logreg-sk/csv-10m/w1", 10_000_000,
-                      self.liveml("logreg-sk", str(csv10), str(o)), before=c, repeat=1)
+            self.case(
+                "memory/liveml/logreg-sk/csv-10m/w1",
+                10_000_000,
+                self.liveml("logreg-sk", str(csv10), str(o)),
+                before=c,
+                repeat=1,
+            )
 
     def dask(self) -> None:
         print("== dask: scaling and per-chunk overhead", flush=True)
-        pq2 = str(self.data / "rows-2m.parquet")
         o = self.scratch / "outd.parquet"
         c = self.clean(o)
         pq1 = str(self.data / "rows-1m.parquet")
         for w in (1, 2):
-            self.case(f"dask/rf-sk/parquet-1m/w{w}", 1_000_000,
-                      self.liveml("rf-sk", pq1, str(o), "--engine", "dask", "--workers", str(w)), before=c,
-                      meta={"workers": w})
+            self.case(
+                f"dask/rf-sk/parquet-1m/w{w}",
+                1_000_000,
+                self.liveml("rf-sk", pq1, str(o), "--engine", "dask", "--workers", str(w)),
+                before=c,
+                meta={"workers": w},
+            )
         # per-chunk overhead: 200k rows in 1000 chunks of 200 vs 2 chunks of 100k
         small = str(self.data / "rows-200k.parquet")
         for chunk in (200, 100_000):
             for engine, w in (("local", 1), ("dask", 1)):
-                self.case(f"overhead/logreg-sk/200k/chunk{chunk}/{engine}-w{w}", 200_000,
-                          self.liveml("logreg-sk", small, str(o), "--engine", engine, "--workers", str(w),
-                                      "--chunk-rows", str(chunk)), before=c,
-                          meta={"chunks": -(-200_000 // chunk), "workers": w, "engine": engine})
+                self.case(
+                    f"overhead/logreg-sk/200k/chunk{chunk}/{engine}-w{w}",
+                    200_000,
+                    self.liveml(
+                        "logreg-sk",
+                        small,
+                        str(o),
+                        "--engine",
+                        engine,
+                        "--workers",
+                        str(w),
+                        "--chunk-rows",
+                        str(chunk),
+                    ),
+                    before=c,
+                    meta={"chunks": -(-200_000 // chunk), "workers": w, "engine": engine},
+                )
         # an external cluster: `dask scheduler` + 2 x `dask worker --nworkers 1 --nthreads 1`
         port = 8786
         dask_bin = str(VENV / "dask")
         env = {**os.environ, **THREAD_ENV, **self.env}
-        procs = [subprocess.Popen([dask_bin, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                   "--dashboard-address", ":0", "--no-show"], env=env, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        procs = [
+            subprocess.Popen(
+                [
+                    dask_bin,
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--dashboard-address",
+                    ":0",
+                    "--no-show",
+                ],
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        ]
         time.sleep(4)
         for _ in range(2):
-            procs.append(subprocess.Popen([dask_bin, "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "1",
-                                           "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"], env=env,
-                                          start_new_session=True, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        dask_bin,
+                        "worker",
+                        f"tcp://127.0.0.1:{port}",
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                    env=env,
+                    start_new_session=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         time.sleep(6)
         try:
-            self.case("dask/rf-sk/parquet-1m/external-2workers", 1_000_000,
-                      self.liveml("rf-sk", pq1, str(o), "--engine", "dask", "--scheduler",
-                                  f"tcp://127.0.0.1:{port}"), before=c, extra_pids=[p.pid for p in procs],
-                      meta={"workers": 2, "note": "scheduler and workers started beforehand (warm after run 1)"})
+            self.case(
+                "dask/rf-sk/parquet-1m/external-2workers",
+                1_000_000,
+                self.liveml(
+                    "rf-sk", pq1, str(o), "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"
+                ),
+                before=c,
+                extra_pids=[p.pid for p in procs],
+                meta={"workers": 2, "note": "scheduler and workers started beforehand (warm after run 1)"},
+            )
         finally:
             stop(procs)
 
@@ -363,19 +532,51 @@ class Bench:
             n = None if m == "logreg" else 1  # time budget: the forest once per target
             self.case(f"peers/floor/{m}/csv-1m", 1_000_000, self.floor(m, csv1, str(o)), before=c, repeat=n)
             for variant in (m, f"{m}-sk"):
-                self.case(f"peers/liveml/{variant}/csv-1m/w1", 1_000_000, self.liveml(variant, csv1, str(o)),
-                          before=c, repeat=n, meta={"workers": 1})
+                self.case(
+                    f"peers/liveml/{variant}/csv-1m/w1",
+                    1_000_000,
+                    self.liveml(variant, csv1, str(o)),
+                    before=c,
+                    repeat=n,
+                    meta={"workers": 1},
+                )
             if (mlflow / "mlflow").exists():
                 mdir = self.data / f"mlflow-{m}"
                 if not mdir.exists():
-                    subprocess.run([str(mlflow / "python"), str(HERE / "peers/save_mlflow.py"),
-                                    str(self.data / f"{m}.joblib"), str(mdir), str(self.data / "rows-200k.parquet")],
-                                   check=True, env={**os.environ, **THREAD_ENV})
+                    subprocess.run(
+                        [
+                            str(mlflow / "python"),
+                            str(HERE / "peers/save_mlflow.py"),
+                            str(self.data / f"{m}.joblib"),
+                            str(mdir),
+                            str(self.data / "rows-200k.parquet"),
+                        ],
+                        check=True,
+                        env={**os.environ, **THREAD_ENV},
+                    )
                 jo = self.scratch / "mlflow-out.json"
-                self.case(f"peers/mlflow/{m}/csv-1m", 1_000_000,
-                          [str(mlflow / "mlflow"), "models", "predict", "-m", str(mdir), "-i", csv1, "-t", "csv",
-                           "-o", str(jo), "--env-manager", "local"],
-                          env={"PATH": f"{mlflow}:{os.environ['PATH']}"}, before=self.clean(jo), repeat=n)
+                self.case(
+                    f"peers/mlflow/{m}/csv-1m",
+                    1_000_000,
+                    [
+                        str(mlflow / "mlflow"),
+                        "models",
+                        "predict",
+                        "-m",
+                        str(mdir),
+                        "-i",
+                        csv1,
+                        "-t",
+                        "csv",
+                        "-o",
+                        str(jo),
+                        "--env-manager",
+                        "local",
+                    ],
+                    env={"PATH": f"{mlflow}:{os.environ['PATH']}"},
+                    before=self.clean(jo),
+                    repeat=n,
+                )
             if (mlserver / "mlserver").exists():
                 self.mlserver_case(m, csv1, mlserver, n)
 
@@ -385,13 +586,22 @@ class Bench:
             subprocess.run([PY, str(HERE / "peers/mlserver_requests.py"), csv1, str(reqs)], check=True)
         repo = self.scratch / f"mlserver-{m}"
         shutil.rmtree(repo, ignore_errors=True)
-        subprocess.run([str(HERE / "peers/mlserver_repo.sh"), str(self.data / f"{m}.joblib"), m, str(repo)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(HERE / "peers/mlserver_repo.sh"), str(self.data / f"{m}.joblib"), m, str(repo)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         env = {**os.environ, **THREAD_ENV, "PATH": f"{bindir}:{os.environ['PATH']}"}
         log = open(self.scratch / f"mlserver-{m}.log", "w")
         t0 = time.perf_counter()
-        server = subprocess.Popen([str(bindir / "mlserver"), "start", str(repo)], env=env, cwd=str(repo),
-                                  start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [str(bindir / "mlserver"), "start", str(repo)],
+            env=env,
+            cwd=str(repo),
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             for _ in range(240):
                 try:
@@ -403,12 +613,32 @@ class Bench:
                 raise RuntimeError("MLServer did not become ready; see " + log.name)
             ready = time.perf_counter() - t0
             jo = self.scratch / "mlserver-out.jsonl"
-            self.case(f"peers/mlserver/{m}/csv-1m", 1_000_000,
-                      [str(bindir / "mlserver"), "infer", "-u", "127.0.0.1:8191", "-m", m, "-i", str(reqs),
-                       "-o", str(jo)], env={"PATH": env["PATH"]}, before=self.clean(jo), extra_pids=[server.pid], repeat=repeat,
-                      meta={"server_ready_s": ready, "rows_per_request": 1000,
-                            "note": "server started and warm before timing; wall = `mlserver infer` only; "
-                                    "requests pre-built from the CSV (not timed)"})
+            self.case(
+                f"peers/mlserver/{m}/csv-1m",
+                1_000_000,
+                [
+                    str(bindir / "mlserver"),
+                    "infer",
+                    "-u",
+                    "127.0.0.1:8191",
+                    "-m",
+                    m,
+                    "-i",
+                    str(reqs),
+                    "-o",
+                    str(jo),
+                ],
+                env={"PATH": env["PATH"]},
+                before=self.clean(jo),
+                extra_pids=[server.pid],
+                repeat=repeat,
+                meta={
+                    "server_ready_s": ready,
+                    "rows_per_request": 1000,
+                    "note": "server started and warm before timing; wall = `mlserver infer` only; "
+                    "requests pre-built from the CSV (not timed)",
+                },
+            )
         finally:
             stop([server])
             log.close()
@@ -429,13 +659,27 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 
 def machine() -> dict:
-    import sklearn, pyarrow, pandas, numpy  # noqa: E401
-    return {"cpus": os.cpu_count(), "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-            "kernel": platform.release(), "python": platform.python_version(),
-            "sklearn": sklearn.__version__, "pyarrow": pyarrow.__version__, "pandas": pandas.__version__,
-            "numpy": numpy.__version__, "loadavg_at_start": os.getloadavg(), "thread_env": THREAD_ENV,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    import numpy
+    import pandas
+    import pyarrow
+    import sklearn
+
+    return {
+        "cpus": os.cpu_count(),
+        "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu_model": next(
+            (l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"
+        ),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "pyarrow": pyarrow.__version__,
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+        "loadavg_at_start": os.getloadavg(),
+        "thread_env": THREAD_ENV,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def main() -> None:
@@ -444,8 +688,12 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "/tmp/liveml-batch-bench"))
     p.add_argument("--scratch", default="/tmp/liveml-batch-bench/scratch")
-    p.add_argument("--skip", default="", type=lambda v: set(filter(None, v.split(","))),
-                   help="comma-separated case names to leave out (e.g. ones already in --results)")
+    p.add_argument(
+        "--skip",
+        default="",
+        type=lambda v: set(filter(None, v.split(","))),
+        help="comma-separated case names to leave out (e.g. ones already in --results)",
+    )
     p.add_argument("--results", default=None, help="results folder (default bench/results/batch-<stamp>)")
     a = p.parse_args()
     b = Bench(a)

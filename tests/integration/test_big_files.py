@@ -84,9 +84,9 @@ LIVEML_CLI = "import sys\nfrom liveml.cli.main import main\nmain(sys.argv[1:])\n
 
 
 def stored_files(home: Path) -> list[Path]:
-    return [
-        p for p in home.rglob("*") if p.is_file() and p.name != "registry.db" and "registry.db-" not in p.name
-    ]
+    """What the data home holds besides the database (and the admin key `liveml init` saves)."""
+    kept = ("registry.db", "credentials")
+    return [p for p in home.rglob("*") if p.is_file() and p.name not in kept and "registry.db-" not in p.name]
 
 
 def test_two_gigabyte_non_model_is_refused_listing_formats(

@@ -22,7 +22,14 @@ with open(a.output, "w") as out:
         block = x[start : start + a.rows_per_request]
         request = {
             "id": str(i),
-            "inputs": [{"name": "predict", "shape": list(block.shape), "datatype": "FP64", "data": block.ravel().tolist()}],
+            "inputs": [
+                {
+                    "name": "predict",
+                    "shape": list(block.shape),
+                    "datatype": "FP64",
+                    "data": block.ravel().tolist(),
+                }
+            ],
         }
         out.write(json.dumps(request) + "\n")
 print(a.output)

@@ -20,10 +20,19 @@ import pyarrow.dataset as ds  # noqa: E402
 import liveml.jobs.sources as sources  # noqa: E402
 
 if "prebuffer" in fixes:
+
     def _parquet_dataset(self):
-        fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False))
-        return ds.dataset(self.files, filesystem=self.fs, format=fmt,
-                          partitioning="hive" if self.base is not None else None, partition_base_dir=self.base)
+        fmt = ds.ParquetFileFormat(
+            default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False)
+        )
+        return ds.dataset(
+            self.files,
+            filesystem=self.fs,
+            format=fmt,
+            partitioning="hive" if self.base is not None else None,
+            partition_base_dir=self.base,
+        )
+
     sources.Source._parquet_dataset = _parquet_dataset
 
 if "readahead" in fixes:
@@ -33,9 +42,11 @@ if "readahead" in fixes:
         if self.format != "parquet":
             yield from _orig_pieces(self)
             return
-        for batch in self.dataset.to_batches(batch_size=sources.READ_PIECE_ROWS, batch_readahead=1,
-                                             fragment_readahead=1):
+        for batch in self.dataset.to_batches(
+            batch_size=sources.READ_PIECE_ROWS, batch_readahead=1, fragment_readahead=1
+        ):
             yield pa.Table.from_batches([batch])
+
     sources.Source._pieces = _pieces
 
 if "proba" in fixes:
@@ -47,13 +58,18 @@ if "proba" in fixes:
     def _predict(self, frame):
         model = self._loaded()
         classes = getattr(model, "classes_", None)
-        if classes is None or not callable(getattr(model, "predict_proba", None)) or getattr(model, "_estimator_type", "") != "classifier":
+        if (
+            classes is None
+            or not callable(getattr(model, "predict_proba", None))
+            or getattr(model, "_estimator_type", "") != "classifier"
+        ):
             return _orig_predict(self, frame)
         features = frame if getattr(model, "feature_names_in_", None) is not None else frame.to_numpy()
         probabilities = np.asarray(model.predict_proba(features), dtype=np.float64)
         predictions = np.asarray(classes).take(probabilities.argmax(axis=1))
-        return Prediction(predictions=predictions, probabilities=probabilities,
-                          classes=tuple(plain(c) for c in classes))
+        return Prediction(
+            predictions=predictions, probabilities=probabilities, classes=tuple(plain(c) for c in classes)
+        )
 
     if _orig_predict is not None:
         sk.SklearnRuntime._predict = _predict

@@ -5,6 +5,7 @@ MODE: dataset (pyarrow.dataset to_batches, defaults: what liveml's sources.py do
       dataset-nopb (pyarrow.dataset with ParquetFragmentScanOptions(pre_buffer=False)),
       iter_batches (ParquetFile.iter_batches, what floor.py does), iter_batches-nopb (pre_buffer=False)
       + "-pandas" suffix: also convert each batch to pandas (table.to_pandas())"""
+
 import sys
 import time
 
@@ -23,7 +24,9 @@ t = time.perf_counter()
 if mode == "dataset":
     it = ds.dataset(path, format="parquet").to_batches(batch_size=100_000)
 elif mode == "dataset-noreadahead":
-    it = ds.dataset(path, format="parquet").to_batches(batch_size=100_000, batch_readahead=0, fragment_readahead=1, use_threads=False)
+    it = ds.dataset(path, format="parquet").to_batches(
+        batch_size=100_000, batch_readahead=0, fragment_readahead=1, use_threads=False
+    )
 elif mode == "dataset-nopb":
     fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False))
     it = ds.dataset(path, format=fmt).to_batches(batch_size=100_000)
@@ -37,5 +40,7 @@ for b in it:
         pa.Table.from_batches([b]).to_pandas()
     rows += b.num_rows
     peak = max(peak, proc.memory_info().rss)
-print(f"{mode}{'-pandas' if to_pandas else ''}: rows={rows} base={base/2**20:.0f}MiB peak={peak/2**20:.0f}MiB "
-      f"pool_max={pa.default_memory_pool().max_memory()/2**20:.0f}MiB {time.perf_counter()-t:.1f}s")
+print(
+    f"{mode}{'-pandas' if to_pandas else ''}: rows={rows} base={base / 2**20:.0f}MiB peak={peak / 2**20:.0f}MiB "
+    f"pool_max={pa.default_memory_pool().max_memory() / 2**20:.0f}MiB {time.perf_counter() - t:.1f}s"
+)

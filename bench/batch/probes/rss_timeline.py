@@ -1,5 +1,6 @@
 """Run a command and print the RSS (sum over its process tree) every N seconds: growth vs plateau.
 usage: rss_timeline.py SECONDS -- CMD ..."""
+
 import subprocess
 import sys
 import time
@@ -7,7 +8,7 @@ import time
 import psutil
 
 every = float(sys.argv[1])
-cmd = sys.argv[sys.argv.index("--") + 1:]
+cmd = sys.argv[sys.argv.index("--") + 1 :]
 t0 = time.perf_counter()
 p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
 proc = psutil.Process(p.pid)

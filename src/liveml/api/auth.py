@@ -76,6 +76,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/jobs"): Rule("deploy"),
     ("GET", "/v1/jobs/{job_id}"): Rule("read"),
     ("POST", "/v1/jobs/{job_id}/cancel"): Rule("deploy"),
+    ("GET", "/v1/audit"): Rule("admin"),  # who changed what: for admins only
     ("GET", "/v2"): Rule("describe", style=V2),
     ("GET", "/v2/health/live"): OPEN,
     ("GET", "/v2/health/ready"): OPEN,

@@ -72,7 +72,9 @@ def run_job(
         with contextlib.suppress(JobStopped, LivemlError):
             store.finish(job_id, owner, "failed", message)
         if isinstance(exc, OSError):  # a disk or file problem: a message, not a traceback
-            raise Unavailable(f"job {job_id} stopped: {message}; fix it, then `liveml jobs resume {job_id}`") from exc
+            raise Unavailable(
+                f"job {job_id} stopped: {message}; fix it, then `liveml jobs resume {job_id}`"
+            ) from exc
         raise
     finally:
         beat.stop()

@@ -108,7 +108,7 @@ def estimated(outputs: pd.DataFrame, classes: Sequence[Any] | None) -> Performan
         )
         return Performance(kind="estimated", task=task, metrics=(), skipped=why)
     ok = np.isfinite(proba).all(axis=1)
-    proba = proba[ok]
+    proba = np.clip(proba[ok], 0.0, 1.0)  # float32 models (ONNX) give 1.0000001: p * (1 - p) must stay >= 0
     n = len(proba)
     if n == 0:
         return Performance(

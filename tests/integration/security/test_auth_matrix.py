@@ -46,6 +46,7 @@ ALLOWED: dict[tuple[str, str], tuple[frozenset[str] | None, bool]] = {
     ("POST", "/v1/jobs/{job_id}/cancel"): (DEPLOY, False),
     ("POST", "/v2/repository/models/{model}/load"): (DEPLOY, False),
     ("POST", "/v2/repository/models/{model}/unload"): (DEPLOY, False),
+    ("GET", "/v1/audit"): (ADMIN_ONLY, False),
     ("GET", "/v2"): (DESCRIBE, False),
     ("GET", "/version"): (DESCRIBE, False),
     ("GET", "/v1/models/{ref}"): (DESCRIBE, True),

@@ -19,8 +19,9 @@ from liveml.api.auth import AuthConfig
 from tests.integration.security.conftest import Served, bearer, guarded
 
 GATE_PY = '''
-"""Answers x at once, or (x >= 100) only once the gate file exists."""
+"""Answers x at once, or (x >= 100) only once the gate file exists, leaving a mark that it waits."""
 import time
+import uuid
 from pathlib import Path
 
 GATE = Path({gate!r})
@@ -35,6 +36,7 @@ class Gate:
 
     def predict(self, frame):
         if (frame["x"] >= 100).any():
+            (GATE.parent / f"waiting-{{uuid.uuid4().hex}}").touch()
             deadline = time.monotonic() + 60
             while not GATE.exists() and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -98,10 +100,9 @@ def test_a_key_over_its_concurrency_cap_gets_429(gate_registry: tuple[Registry, 
         for thread in threads:
             thread.start()
         with httpx.Client(base_url=served.url, timeout=30) as http:
-            probe, deadline = 200, time.monotonic() + 30
-            while probe != 429 and time.monotonic() < deadline:  # until both slow requests are in progress
-                probe = http.get("/v1/models/gate", headers=key).status_code
-                time.sleep(0.05)
+            deadline = time.monotonic() + 60
+            while len(list(gate.parent.glob("waiting-*"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)  # until both slow requests are inside the model
             refused = http.get("/v1/models/gate", headers=key)
             assert refused.status_code == 429 and "in progress" in refused.json()["error"]
             assert http.get("/v1/models/gate", headers=other).status_code == 200  # per key
