@@ -14,8 +14,13 @@ def _subclasses(cls: type) -> set[type]:
 
 
 def test_every_error_class_has_a_status() -> None:
+    """Every kind of error (the classes of liveml.errors and api.errors) is in the table; a narrower
+    error defined elsewhere (e.g. a job's TooManyErrors(Invalid)) takes its status from a base class."""
     for cls in _subclasses(errors.LivemlError) | {errors.LivemlError}:
-        assert cls in api_errors.STATUS, f"{cls.__name__} is missing from api.errors.STATUS"
+        if cls.__module__ in ("liveml.errors", "liveml.api.errors"):
+            assert cls in api_errors.STATUS, f"{cls.__name__} is missing from api.errors.STATUS"
+        else:
+            assert any(base in api_errors.STATUS for base in cls.__mro__[1:]), cls
 
 
 def test_statuses() -> None:
