@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -120,6 +121,15 @@ class SklearnRuntime(Runtime):
 def _predicts_by_argmax(model: Any) -> bool:
     """Estimators whose ``predict`` is, by definition, the class with the highest ``predict_proba`` (with
     the same tie-breaking): for them one ``predict_proba`` call gives both."""
+    from sklearn.pipeline import Pipeline
+
+    final = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    return type(final) in _argmax_types()
+
+
+@functools.cache
+def _argmax_types() -> tuple[type, ...]:
+    """Imported once, not on every prediction (this runs on the predict path)."""
     from sklearn.ensemble import (
         BaggingClassifier,
         ExtraTreesClassifier,
@@ -129,11 +139,9 @@ def _predicts_by_argmax(model: Any) -> bool:
     )
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
-    from sklearn.pipeline import Pipeline
     from sklearn.tree import DecisionTreeClassifier
 
-    final = model.steps[-1][1] if isinstance(model, Pipeline) else model
-    exact = (
+    return (
         RandomForestClassifier,
         ExtraTreesClassifier,
         GradientBoostingClassifier,
@@ -143,7 +151,6 @@ def _predicts_by_argmax(model: Any) -> bool:
         LogisticRegression,
         GaussianNB,
     )
-    return type(final) in exact
 
 
 def _is_regressor(model: Any) -> bool:
