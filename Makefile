@@ -31,6 +31,7 @@ typecheck: setup
 test: setup lint typecheck
 	bash scripts/services.sh
 	bash scripts/install_chromium.sh
+	bash scripts/install_image_tools.sh
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 clean:

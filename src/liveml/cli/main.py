@@ -11,6 +11,7 @@ import typer
 from liveml import __version__
 from liveml.cli import alerts, aliases, audit, batch, jobs, keys, models, monitor, predict, schedules, serve
 from liveml.cli import explain as explain_cli
+from liveml.cli import export, image, k8s
 from liveml.cli.render import error_console
 from liveml.errors import Invalid, LivemlError
 from liveml.settings import Settings
@@ -66,6 +67,10 @@ app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(audit.audit_app, name="audit")
 app.command("explain")(explain_cli.explain)
+app.command("dockerfile")(image.dockerfile)
+app.command("build")(image.build)
+app.command("k8s")(k8s.k8s)
+app.add_typer(export.export_app, name="export")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -85,8 +85,10 @@ class Registry:
         data_hash: str | None = None,
         code_commit: str | None = None,
         parent_version: int | None = None,
+        profile: ReferenceProfile | None = None,
     ) -> ModelVersion:
-        """Check, store and record a new version; all of it happens, or none of it does."""
+        """Check, store and record a new version; all of it happens, or none of it does. ``profile``
+        carries a reference profile computed elsewhere (a model bundle) when no ``reference`` data is given."""
         name = validate_name(name)
         aliases = [validate_alias(a) for a in dict.fromkeys(aliases)]
         clean_tags = dict(validate_tag(str(k), str(v)) for k, v in (tags or {}).items())
@@ -147,7 +149,8 @@ class Registry:
                                 description=description,
                                 signature=prepared.signature.model_dump(mode="json"),
                                 input_example=prepared.input_example,
-                                reference_profile=prepared.profile_json,
+                                reference_profile=prepared.profile_json
+                                or (profile.to_json() if profile is not None else None),
                                 metrics=clean_metrics,
                                 tags=clean_tags,
                                 runtime_options=dict(runtime_options or {}),
