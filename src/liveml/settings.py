@@ -9,7 +9,7 @@ import getpass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,9 +61,10 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
         validation_alias=AliasChoices(
-            "LIVEML_SERVER_PORT", "AIP_HTTP_PORT", "SAGEMAKER_BIND_TO_PORT", "server_port"
+            "AIP_HTTP_PORT", "SAGEMAKER_BIND_TO_PORT", "LIVEML_SERVER_PORT", "server_port"
         ),
-        description="Port `liveml serve` binds; Vertex AI's AIP_HTTP_PORT and SageMaker's SAGEMAKER_BIND_TO_PORT count too.",
+        description="Port `liveml serve` binds. The port a platform names wins (Vertex AI's AIP_HTTP_PORT, "
+        "SageMaker's SAGEMAKER_BIND_TO_PORT), then LIVEML_SERVER_PORT; 8080 on a managed cloud, else 8000.",
     )
     serve_models: list[str] | None = Field(
         default=None, description="References to serve (e.g. churn, fraud@staging); default: every model."
@@ -83,13 +84,61 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("LIVEML_MODEL_DIR", "model_dir"),
-        description="A folder holding one model file to serve without a registry (SageMaker's /opt/ml/model).",
+        description="A folder holding one model (a bundle, or one model file) to serve without a registry "
+        "database (a model image's /opt/ml/model); AZUREML_MODEL_DIR and AIP_STORAGE_URI win over it.",
     )
+
+    # -- managed clouds: what SageMaker, Vertex AI and Azure ML tell a model container -----------
     vertex_predict_route: str | None = Field(
-        default=None, validation_alias=AliasChoices("AIP_PREDICT_ROUTE", "vertex_predict_route")
+        default=None,
+        validation_alias=AliasChoices("AIP_PREDICT_ROUTE", "vertex_predict_route"),
+        description="Vertex AI's predict route (AIP_PREDICT_ROUTE); default /vertex/predict.",
     )
     vertex_health_route: str | None = Field(
-        default=None, validation_alias=AliasChoices("AIP_HEALTH_ROUTE", "vertex_health_route")
+        default=None,
+        validation_alias=AliasChoices("AIP_HEALTH_ROUTE", "vertex_health_route"),
+        description="Vertex AI's health route (AIP_HEALTH_ROUTE); default /vertex/health.",
+    )
+    vertex_storage_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIP_STORAGE_URI", "vertex_storage_uri"),
+        description="Where Vertex AI put the model's artifacts (AIP_STORAGE_URI): a folder, file:// or an "
+        "fsspec URL (gs:// needs gcsfs); served like model_dir.",
+    )
+    azureml_model_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AZUREML_MODEL_DIR", "azureml_model_dir"),
+        description="Where Azure ML mounted the deployment's model (AZUREML_MODEL_DIR); the model may sit "
+        "in a subfolder (the registered folder's name).",
+    )
+    sagemaker_batch: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("SAGEMAKER_BATCH", "sagemaker_batch"),
+        description="SageMaker Batch Transform runs this container (SAGEMAKER_BATCH): a request may carry "
+        "as many rows as fit in the payload, so max_request_rows does not apply unless set.",
+    )
+    sagemaker_max_payload_mb: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        validation_alias=AliasChoices("SAGEMAKER_MAX_PAYLOAD_IN_MB", "sagemaker_max_payload_mb"),
+        description="Batch Transform's MaxPayloadInMB (SAGEMAKER_MAX_PAYLOAD_IN_MB); the body limit is "
+        "raised to it; answered by GET /execution-parameters (default 6).",
+    )
+    sagemaker_batch_strategy: Literal["MULTI_RECORD", "SINGLE_RECORD"] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SAGEMAKER_BATCH_STRATEGY", "sagemaker_batch_strategy"),
+        description="Batch Transform's BatchStrategy (SAGEMAKER_BATCH_STRATEGY); answered by "
+        "GET /execution-parameters (default MULTI_RECORD).",
+    )
+    sagemaker_max_concurrent_transforms: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices(
+            "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "sagemaker_max_concurrent_transforms"
+        ),
+        description="Batch Transform's MaxConcurrentTransforms (SAGEMAKER_MAX_CONCURRENT_TRANSFORMS); "
+        "answered by GET /execution-parameters (default: the number of CPUs).",
     )
 
     # -- prediction log ------------------------------------------------------------------------
@@ -170,6 +219,15 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="Longest a request may take before a 503."
     )
+
+    @field_validator("sagemaker_batch_strategy", mode="before")
+    @classmethod
+    def _batch_strategy(cls, value: Any) -> Any:
+        """SageMaker's API spells it MultiRecord, its environment MULTI_RECORD: take either."""
+        if isinstance(value, str):
+            spelled = {"MULTIRECORD": "MULTI_RECORD", "SINGLERECORD": "SINGLE_RECORD"}
+            return spelled.get(value.strip().upper().replace("_", ""), value)
+        return value
 
     @property
     def resolved_credentials_file(self) -> Path:

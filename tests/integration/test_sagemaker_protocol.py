@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pandas as pd
 import pytest
 
 import liveml
+from liveml import Registry, Settings
 from tests.integration.cloud_server import COLUMNS, Served, iris_registry, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +117,40 @@ def test_probabilities_from_custom_attributes_or_params(
         )
 
 
+def test_json_lines_in_and_out(server: Served, rows: pd.DataFrame, expected: dict) -> None:
+    """Batch Transform splits a JSON lines file by line and sends mini-batches of lines, under the job's
+    ContentType; with ``Accept: application/jsonlines`` each row's answer is one line."""
+    lists = "\n".join(json.dumps(r) for r in rows.values.tolist())
+    for content_type in ("application/jsonlines", "application/x-ndjson", "application/json"):
+        answer = invoke(server, lists, content_type, accept="application/jsonlines")
+        assert answer.status_code == 200, (content_type, answer.text)
+        assert [json.loads(line) for line in answer.text.splitlines()] == expected["labels"]
+    records = "\n".join(json.dumps(r) for r in rows.to_dict(orient="records")) + "\n\n"
+    assert invoke(server, records, "application/jsonlines").json() == {"predictions": expected["labels"]}
+
+
+def test_execution_parameters(server: Served, tmp_path: Path, model_files: dict[str, Path]) -> None:
+    """What Batch Transform asks before the first /invocations: liveml's defaults, or the job's own."""
+    answer = server.http.get("/execution-parameters")
+    assert answer.json() == {
+        "MaxConcurrentTransforms": os.cpu_count(),
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 6,
+    }
+    job = Settings(
+        home=tmp_path / "home",
+        sagemaker_batch_strategy="SingleRecord",
+        sagemaker_max_payload_mb=20,
+        sagemaker_max_concurrent_transforms=3,
+    )
+    registry = Registry.init(job)
+    registry.push("iris", model_files["logistic"])
+    with serve(registry) as batch:
+        said = batch.http.get("/execution-parameters").json()
+        assert said == {"MaxConcurrentTransforms": 3, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 20}
+    registry.close()
+
+
 SAGEMAKER_BAD = [
     pytest.param(b'{"dataframe_split": ', "application/json", None, 400, "not valid JSON", id="malformed-json"),
     pytest.param(b"\x93NUMPY", "application/x-npy", None, 415, "text/csv", id="wrong-content-type"),
@@ -132,6 +169,10 @@ SAGEMAKER_BAD = [
     pytest.param(b"sepal_length,petal_width\n5.1,0.2\n", "text/csv", None, 400, "'sepal_width'", id="csv-missing-column"),
     pytest.param(b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3,9\n", "text/csv", None, 400, "could not be read", id="csv-ragged"),
     pytest.param(b"5.1,wide,1.4,0.2\n", "text/csv", None, 400, "'sepal_width' expects number", id="csv-wrong-type"),
+    pytest.param(b'[5.1, 3.5, 1.4, 0.2]\n{"sepal_length": ', "application/jsonlines", None, 400, "line 2 of the JSON lines body", id="jsonl-bad-line"),
+    pytest.param(b"\n \n", "application/jsonlines", None, 400, "JSON lines body is empty", id="jsonl-empty"),
+    pytest.param(b"[5.1, 3.5]\n[6.7, 3.0]\n", "application/jsonlines", None, 400, "JSON lines[0] has 2 value(s)", id="jsonl-short-rows"),
+    pytest.param(b'[5.1, 3.5, 1.4, 0.2]\n{"oops"\n', "application/json", None, 400, "not valid JSON", id="json-lines-bad-line"),
 ]  # fmt: skip
 
 

@@ -94,6 +94,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/ping"): OPEN,
     ("GET", "/health"): OPEN,
     ("GET", "/version"): Rule("describe"),
+    ("GET", "/execution-parameters"): Rule("describe", style="mlflow"),
     ("POST", "/invocations"): Rule("predict", SINGLE, "mlflow"),
     ("POST", VERTEX_PREDICT): Rule("predict", SINGLE, V2),
     ("GET", VERTEX_HEALTH): OPEN,

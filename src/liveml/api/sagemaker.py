@@ -1,18 +1,21 @@
-"""The SageMaker container contract (``GET /ping``, ``POST /invocations``) with MLflow's scoring-server
-payloads, which mimic it (plus MLflow's ``GET /health`` and ``GET /version``).
+"""The SageMaker container contract (``GET /ping``, ``POST /invocations``, Batch Transform's
+``GET /execution-parameters``) with MLflow's scoring-server payloads, which mimic it (plus MLflow's
+``GET /health`` and ``GET /version``).
 
 ``/invocations`` serves the context's single model. In: JSON (``dataframe_split``, ``dataframe_records``,
-``instances``, ``inputs``, optional ``params``; or a bare list of rows) or CSV, with or without a header
-line. Out, by ``Accept``: ``{"predictions": [...]}`` (default) or CSV, one line per row, no header
-unless ``Accept: text/csv;header=present``. Probabilities come when ``params`` has
-``"probabilities": true`` or the ``X-Amzn-SageMaker-Custom-Attributes`` header says ``probabilities=true``.
-Errors use MLflow's body, ``{"error_code": ..., "message": ...}``.
+``instances``, ``inputs``, optional ``params``; or a bare list of rows), JSON lines (one row per line, as
+Batch Transform sends a file split by line) or CSV, with or without a header line. Out, by ``Accept``:
+``{"predictions": [...]}`` (default), JSON lines or CSV, one line per row (no CSV header unless
+``Accept: text/csv;header=present``). Probabilities come when ``params`` has ``"probabilities": true`` or
+the ``X-Amzn-SageMaker-Custom-Attributes`` header says ``probabilities=true``. Errors use MLflow's body,
+``{"error_code": ..., "message": ...}``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 from typing import Any
 
 import orjson
@@ -34,7 +37,7 @@ from liveml.api.codecs import (
 from liveml.api.context import ApiContext, endpoint
 from liveml.api.errors import UnsupportedMediaType
 from liveml.api.instances import check_width, flag, input_columns, instance_rows, json_object, parameters
-from liveml.api.responses import json_response
+from liveml.api.responses import dumps, json_response
 from liveml.errors import Invalid
 from liveml.serving.host import HostResult
 
@@ -42,6 +45,16 @@ CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 INPUT_FIELDS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 EXAMPLE = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}'
 CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
+JSON_LINES_TYPES = (
+    "application/jsonlines",
+    "application/x-jsonlines",
+    "application/jsonl",
+    "application/x-ndjson",
+    "application/ndjson",
+)
+#: what Batch Transform uses when neither the job nor /execution-parameters says otherwise
+DEFAULT_PAYLOAD_MB = 6
+MIB = 1024 * 1024
 
 
 def media(value: str) -> tuple[str, dict[str, str]]:
@@ -63,8 +76,11 @@ def wanted_output(accept: str) -> tuple[str, bool]:
             return "json", False
         if kind in (*CSV_TYPES, "text/*"):
             return "csv", params.get("header") == "present"
+        if kind in JSON_LINES_TYPES:
+            return "jsonl", False
     raise UnsupportedMediaType(
-        f"Accept {accept!r} is not supported; ask for application/json (the default) or text/csv"
+        f"Accept {accept!r} is not supported; ask for application/json (the default), "
+        "application/jsonlines or text/csv"
     )
 
 
@@ -130,6 +146,56 @@ def csv_rows(body: bytes, columns: list[str], *, header: bool | None) -> pd.Data
     return frame
 
 
+def json_lines(body: bytes, *, strict: bool) -> list[Any] | None:
+    """The JSON values of a body with one per line (blank lines skipped). Unless ``strict``, None when a
+    line is not JSON (so the caller reports the body as one malformed JSON document)."""
+    values = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            if not strict:
+                return None
+            raise Invalid(f"line {number} of the JSON lines body is not valid JSON: {exc}") from exc
+    if not values:
+        raise Invalid("the JSON lines body is empty; send one row per line, e.g. [5.1, 3.5, 1.4, 0.2]")
+    return values
+
+
+def json_rows(body: bytes, kind: str, columns: list[str]) -> tuple[Table, dict[str, Any]]:
+    """A JSON or JSON-lines body as a table and its ``params``. A JSON body that is not one document but
+    one JSON value per line (a Batch Transform mini-batch of a JSON file split by line) is JSON lines."""
+    if kind in JSON_LINES_TYPES:
+        lines = json_lines(body, strict=True)
+    else:
+        try:
+            return mlflow_rows(orjson.loads(body), columns)
+        except orjson.JSONDecodeError:
+            lines = json_lines(body, strict=False) if body.strip().count(b"\n") else None
+            if lines is None:
+                parse_json(body)  # raises the error naming what is wrong with the document
+                raise
+    return instance_rows(lines, columns, field="JSON lines"), {}
+
+
+def execution_parameters(ctx: ApiContext) -> dict[str, Any]:
+    """Batch Transform's tuning, asked for before the first ``/invocations``: the job's own values when
+    it set them (the SAGEMAKER_* variables), else one request in flight per CPU, many records per
+    request (liveml answers rows in input order, line for line), and payloads up to 6 MB (the body
+    limit, when lower)."""
+    settings = ctx.host.registry.settings
+    payload = settings.sagemaker_max_payload_mb
+    if payload is None:
+        payload = max(1, min(DEFAULT_PAYLOAD_MB, ctx.max_body_bytes // MIB))
+    return {
+        "MaxConcurrentTransforms": settings.sagemaker_max_concurrent_transforms or os.cpu_count() or 1,
+        "BatchStrategy": settings.sagemaker_batch_strategy or "MULTI_RECORD",
+        "MaxPayloadInMB": payload,
+    }
+
+
 def json_predictions(result: HostResult, *, probabilities: bool) -> Any:
     """MLflow's answer: a list of labels or values; with probabilities, records (pandas output
     becomes records in MLflow) with ``prediction`` and ``proba_<class>``."""
@@ -141,6 +207,11 @@ def json_predictions(result: HostResult, *, probabilities: bool) -> Any:
 
 def csv_predictions(result: HostResult, *, probabilities: bool, header: bool) -> str:
     return result.prediction.to_frame(probabilities=probabilities).to_csv(index=False, header=header)
+
+
+def json_lines_predictions(result: HostResult, *, probabilities: bool) -> bytes:
+    """One JSON value per input row and line, so Batch Transform's ``AssembleWith=Line`` lines them up."""
+    return b"".join(dumps(p) + b"\n" for p in json_predictions(result, probabilities=probabilities))
 
 
 def routes(ctx: ApiContext) -> list[BaseRoute]:
@@ -158,10 +229,10 @@ def routes(ctx: ApiContext) -> list[BaseRoute]:
     async def invocations(request: Request) -> Response:
         output, csv_header = wanted_output(request.headers.get("accept", ""))
         kind, params = media(request.headers.get("content-type", ""))
-        if kind not in (*JSON_TYPES, *CSV_TYPES):
+        if kind not in (*JSON_TYPES, *JSON_LINES_TYPES, *CSV_TYPES):
             raise UnsupportedMediaType(
                 f"content type {kind!r} is not supported; send application/json (MLflow payloads such as "
-                f"{EXAMPLE}) or text/csv"
+                f"{EXAMPLE}), application/jsonlines (one row per line) or text/csv"
             )
         if params.get("charset", "utf-8") not in CHARSETS:
             raise UnsupportedMediaType(f"charset {params['charset']!r} is not supported; send UTF-8")
@@ -173,22 +244,37 @@ def routes(ctx: ApiContext) -> list[BaseRoute]:
             header = {"present": True, "absent": False}.get(params.get("header", ""))
             rows = csv_rows(body, await input_columns(ctx, ref), header=header)
         else:
-            payload = parse_json(body)
-            rows, options = mlflow_rows(payload, await input_columns(ctx, ref))
+            rows, options = json_rows(body, kind, await input_columns(ctx, ref))
         result = await ctx.predict(ref, rows)
         attributes = custom_attributes(request.headers.get(CUSTOM_ATTRIBUTES, ""))
         probabilities = flag(options.get("probabilities")) or flag(attributes.get("probabilities"))
         if output == "csv":
             text = csv_predictions(result, probabilities=probabilities, header=csv_header)
             return Response(text, media_type="text/csv")
+        if output == "jsonl":
+            lines = json_lines_predictions(result, probabilities=probabilities)
+            return Response(lines, media_type="application/jsonlines")
         return json_response({"predictions": json_predictions(result, probabilities=probabilities)})
+
+    @endpoint(ctx, "/execution-parameters", style="mlflow")
+    async def parameters_of_batch(request: Request) -> Response:
+        return json_response(execution_parameters(ctx))
 
     return [
         Route("/ping", endpoint(ctx, "/ping")(ping), methods=["GET"]),
         Route("/health", endpoint(ctx, "/health")(ping), methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/invocations", invocations, methods=["POST"]),
+        Route("/execution-parameters", parameters_of_batch, methods=["GET"]),
     ]
 
 
-__all__ = ["csv_rows", "custom_attributes", "mlflow_rows", "routes", "wanted_output"]
+__all__ = [
+    "csv_rows",
+    "custom_attributes",
+    "execution_parameters",
+    "json_rows",
+    "mlflow_rows",
+    "routes",
+    "wanted_output",
+]

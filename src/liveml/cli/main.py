@@ -7,11 +7,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from liveml import __version__
-from liveml.cli import alerts, aliases, audit, batch, jobs, keys, models, monitor, predict, schedules, serve
+from liveml.cli import (
+    alerts,
+    aliases,
+    audit,
+    batch,
+    export,
+    image,
+    jobs,
+    k8s,
+    keys,
+    models,
+    monitor,
+    predict,
+    schedules,
+    serve,
+)
 from liveml.cli import explain as explain_cli
-from liveml.cli import export, image, k8s
 from liveml.cli.render import error_console
 from liveml.errors import Invalid, LivemlError
 from liveml.settings import Settings
@@ -36,6 +51,17 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _setting_names(name: str) -> str:
+    """Every name a setting is read from, e.g. ``LIVEML_SERVER_PORT / AIP_HTTP_PORT / ...``."""
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        choices = [str(c) for c in getattr(alias, "choices", [])] if alias is not None else []
+        if name == field_name or name in choices:
+            envs = [c for c in choices if c.isupper()] or [f"LIVEML_{field_name.upper()}"]
+            return " / ".join(envs)
+    return name
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -48,7 +74,15 @@ def root(
     ] = False,
 ) -> None:
     """liveml: a self-hosted, versioned, monitored prediction service for trained models."""
-    ctx.obj = Settings(home=home) if home is not None else Settings()
+    try:
+        ctx.obj = Settings(home=home) if home is not None else Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"])
+        raise Invalid(
+            f"setting {_setting_names(name)} has a bad value {first.get('input')!r}: {first['msg']}; "
+            "fix that environment variable or liveml.toml (see docs/settings.md)"
+        ) from exc
 
 
 models.register(app)

@@ -91,10 +91,17 @@ def warn_without_keys(registry: Registry) -> None:
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to bind (default 127.0.0.1; 0.0.0.0 on a managed cloud)."),
+    ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", help="Port (default 8000, or SAGEMAKER_BIND_TO_PORT / AIP_HTTP_PORT)."),
+        typer.Option(
+            "--port",
+            help="Port (default AIP_HTTP_PORT or SAGEMAKER_BIND_TO_PORT when set, 8080 on a managed cloud, "
+            "else 8000).",
+        ),
     ] = None,
     models: Annotated[
         str | None,
@@ -111,7 +118,8 @@ def serve(
         Path | None,
         typer.Option(
             "--model-dir",
-            help="Serve the one model file in this folder (e.g. /opt/ml/model), no registry needed.",
+            help="Serve the one model in this folder (a bundle from `liveml export`, or one model file), "
+            "no registry database needed; wins over LIVEML_MODEL_DIR and the clouds' model locations.",
         ),
     ] = None,
     lazy: Annotated[
@@ -177,12 +185,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve models over HTTP: liveml's API, Open Inference V2, KServe V1, SageMaker, MLflow and Vertex AI."""
-    from liveml.api.auth import AuthConfig
-    from liveml.api.context import ApiContext
-    from liveml.registry import Registry
-    from liveml.serving import ModelHost
-    from liveml.serving.host import HostOptions
-    from liveml.serving.model_dir import register_model_dir
+    from liveml.deploy.clouds import assemble, host_options, model_folder, platform_settings
 
     settings = settings_of(ctx)
     update: dict[str, object] = {}
@@ -194,8 +197,6 @@ def serve(
         update["serve_models"] = [m.strip() for m in models.split(",") if m.strip()]
     if default_model is not None:
         update["default_model"] = default_model
-    if model_dir is not None:
-        update["model_dir"] = model_dir
     if poll is not None:
         update["alias_poll_s"] = poll
     if lazy:
@@ -206,67 +207,30 @@ def serve(
         update["ssl_certfile"] = ssl_certfile
     if ssl_keyfile is not None:
         update["ssl_keyfile"] = ssl_keyfile
-    settings = settings.model_copy(update=update)
-    sagemaker_dir = Path("/opt/ml/model")
-    folder = settings.model_dir or (
-        sagemaker_dir if sagemaker_dir.is_dir() and settings.database_url is None else None
-    )
-
-    if folder is not None and folder == sagemaker_dir:
-        # SageMaker's contract: the container answers on port 8080 of every interface
-        settings = settings.model_copy(
-            update={
-                "server_host": settings.server_host
-                if "server_host" in settings.model_fields_set
-                else "0.0.0.0",
-                "server_port": settings.server_port if "server_port" in settings.model_fields_set else 8080,
-            }
-        )
-    elif settings.vertex_predict_route and "server_host" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"server_host": "0.0.0.0"})  # Vertex AI probes from outside
+    settings = platform_settings(settings.model_copy(update=update))
     require_keys = check_auth(settings)
     check_tls(settings)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    registry = Registry(settings, create=folder is not None)
-    refs = settings.serve_models
+    folder = model_folder(settings, given=model_dir)
+    options = host_options(
+        settings,
+        compiled=compiled,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
+        memory_budget_mb=memory_budget_mb,
+    )
+    parts = assemble(settings, require_keys=require_keys, options=options, folder=folder)
     if folder is not None:
-        name = settings.default_model or "model"
-        served = register_model_dir(registry, folder, name=name)
-        error_console().print(f"model folder {folder}: serving {served}")
-        refs = [name]
-    from liveml.monitoring.log import sink_for
-
-    host_ = ModelHost(
-        registry,
-        refs=refs,
-        sink=sink_for(settings),
-        options=HostOptions(
-            poll_interval_s=settings.alias_poll_s,
-            max_rows=settings.max_request_rows,
-            lazy=settings.lazy_load,
-            compiled=compiled,
-            batching=batching,
-            max_batch_size=max_batch_size,
-            max_latency_ms=max_latency_ms,
-            memory_budget_mb=memory_budget_mb,
-        ),
-    )
-    context = ApiContext(
-        host=host_,
-        max_body_bytes=settings.max_body_bytes,
-        default_model=settings.default_model if folder is None else refs[0] if refs else None,
-        vertex_predict_route=settings.vertex_predict_route,
-        vertex_health_route=settings.vertex_health_route,
-        auth=AuthConfig.from_settings(settings, require_keys=require_keys),
-    )
+        error_console().print(f"model folder {folder}: serving {parts.served}")
     if not is_loopback(settings.server_host):
         error_console().print(f"listening on {settings.server_host}: reachable from other machines")
     if require_keys:
-        warn_without_keys(registry)
-    announce = lambda: _announce(host_, settings, require_keys=require_keys)  # noqa: E731
+        warn_without_keys(parts.registry)
+    announce = lambda: _announce(parts.host, settings, require_keys=require_keys)  # noqa: E731
     with _scheduler(settings, enabled=scheduler and folder is None):
-        _run(host_, context, settings, workers=workers, log_level=log_level, announce=announce)
+        _run(parts.host, parts.context, settings, workers=workers, log_level=log_level, announce=announce)
 
 
 @contextmanager

@@ -63,7 +63,8 @@ def plan_model_image(
     from liveml.registry.bundle import manifest_of
 
     version = registry.get(ref)
-    extras = extras_for([version.format], compiled=version.compiled is not None)
+    # "lambda": the same image also runs as an AWS Lambda container (the entrypoint hands over to awslambdaric)
+    extras = [*extras_for([version.format], compiled=version.compiled is not None), "lambda"]
     plan = ImagePlan(
         "model",
         tuple(extras),

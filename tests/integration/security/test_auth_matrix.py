@@ -62,6 +62,7 @@ ALLOWED: dict[tuple[str, str], tuple[frozenset[str] | None, bool]] = {
     ("POST", "/v2/models/{model}/infer"): (PREDICT, True),
     ("POST", "/v2/models/{model}/versions/{version}/infer"): (PREDICT, True),
     ("POST", "/invocations"): (PREDICT, True),  # the server's single model: iris
+    ("GET", "/execution-parameters"): (DESCRIBE, False),
     ("POST", "/vertex/predict"): (PREDICT, True),
 }
 ROW = [5.1, 3.5, 1.4, 0.2]

@@ -91,6 +91,7 @@ def test_pins_are_the_installed_closure_with_the_formats_extras() -> None:
 def test_the_dockerfile_is_multi_stage_non_root_exec_form_with_a_health_check(pushed: Registry) -> None:
     plan, ref = plan_model_image(pushed, "iris@production")
     assert ref == "iris:1"
+    assert "lambda" in plan.extras  # the same image runs as a Lambda container
     text = render(plan)
     froms = re.findall(r"^FROM (.+)$", text, flags=re.M)
     assert froms == ["${BASE_IMAGE} AS build", "${BASE_IMAGE}"]

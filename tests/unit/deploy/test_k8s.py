@@ -606,21 +606,3 @@ def test_the_docs_commands_work(k8s: Cli, tmp_path: Path, page: str) -> None:
                 (validate_kserve if doc["kind"] in ("ServingRuntime", "InferenceService") else validate_k8s)(
                     doc
                 )
-
-
-def test_the_docs_links_resolve() -> None:
-    def anchors(page: Path) -> set[str]:
-        titles = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
-        return {re.sub(r"[^\w\- ]", "", t.lower()).replace(" ", "-") for t in titles}
-
-    for page in ("kubernetes.md", "kserve.md", "observability.md"):
-        for target, anchor in re.findall(
-            r"\]\(([\w-]+\.md)(?:#([\w-]+))?\)", (ROOT / "docs" / page).read_text()
-        ):
-            path = ROOT / "docs" / target
-            if target in ("sagemaker.md", "aws-lambda.md") and not path.exists():
-                continue  # written by the cloud contracts' change
-            assert path.is_file(), f"{page} links to {target}, which does not exist"
-            assert not anchor or anchor in anchors(path), (
-                f"{page} links to {target}#{anchor}, which does not exist"
-            )
