@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liveml import __version__
-from liveml.deploy.requirements import extras_for, pinned
+from liveml.deploy.requirements import extras_for, packages_for, pinned
 from liveml.errors import Invalid
 from liveml.registry import Registry
 from liveml.registry.bundle import BundleManifest, write_bundle
@@ -37,6 +37,7 @@ class ImagePlan:
 
     shape: str  # "model" or "server"
     extras: tuple[str, ...]
+    packages: tuple[str, ...] = ()
     manifest: BundleManifest | None = None
     base: str = DEFAULT_BASE
     index_url: str | None = None
@@ -64,10 +65,11 @@ def plan_model_image(
 
     version = registry.get(ref)
     # "lambda": the same image also runs as an AWS Lambda container (the entrypoint hands over to awslambdaric)
-    extras = [*extras_for([version.format], compiled=version.compiled is not None), "lambda"]
+    extras = [*extras_for([version.format]), "lambda"]
     plan = ImagePlan(
         "model",
         tuple(extras),
+        packages=tuple(packages_for([version.format], compiled=version.compiled is not None)),
         manifest=manifest_of(version),
         base=base or DEFAULT_BASE,
         index_url=index_url,
@@ -88,6 +90,7 @@ def plan_server_image(
     return ImagePlan(
         "server",
         tuple(extras_for(formats, server=True)),
+        packages=tuple(packages_for(formats, compiled="sklearn" in formats or "skops" in formats)),
         base=base or DEFAULT_BASE,
         index_url=index_url,
         extra_index_url=extra_index_url,
@@ -107,13 +110,13 @@ def render(plan: ImagePlan) -> str:
     if plan.manifest is not None:
         model_env = f" \\\n    LIVEML_MODEL_DIR={MODEL_DIR} \\\n    LIVEML_DEFAULT_MODEL={plan.manifest.name}"
         model_copy = f"COPY model/ {MODEL_DIR}/\n"
-    extras = ",".join(plan.extras) or "none"
+    extras = ", ".join([f"liveml[{','.join(plan.extras)}]" if plan.extras else "liveml", *plan.packages])
     return f"""\
 # syntax=docker/dockerfile:1
 # liveml {plan.title}
 # Written by liveml {__version__}. Build it with `liveml build`, or write its context with
 # `liveml dockerfile ... --context DIR` and run `docker build DIR` (or podman / buildah).
-# The context holds: requirements.txt (every dependency pinned, extras: {extras}), wheels/ (liveml itself{", and every pinned wheel: the build reaches no package index" if plan.download else ""})
+# The context holds: requirements.txt (every dependency of {extras}, pinned), wheels/ (liveml itself{", and every pinned wheel: the build reaches no package index" if plan.download else ""})
 # {"and model/ (the version's bundle: artifact + liveml-model.json)" if plan.manifest else "(no model: the server reads the registry named by LIVEML_DATABASE_URL)"}.
 ARG BASE_IMAGE={plan.base}
 
@@ -210,7 +213,7 @@ def write_context(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "requirements.txt").write_text(
         f"# pinned by liveml {__version__} from the environment that pushed the model\n"
-        + "\n".join(pinned(plan.extras))
+        + "\n".join(pinned(plan.extras, packages=plan.packages))
         + "\n"
     )
     wheels = folder / "wheels"

@@ -18,18 +18,22 @@ FORMAT_EXTRAS: dict[str, tuple[str, ...]] = {
     "sklearn": (),
     "custom": (),
     "skops": ("skops",),
-    "onnx": ("onnx",),
+    "onnx": (),  # serving an ONNX file needs onnxruntime only (FORMAT_PACKAGES), not the converters
     "torchscript": ("torch",),
     "torch_export": ("torch",),
     "xgboost": ("xgboost",),
     "lightgbm": ("lightgbm",),
 }
+# packages a format needs beyond liveml's extras
+FORMAT_PACKAGES: dict[str, tuple[str, ...]] = {"onnx": ("onnxruntime",)}
+#: a compiled form (scikit-learn → ONNX, checked at push) is served by onnxruntime
+COMPILED_PACKAGES = ("onnxruntime",)
 SERVER_EXTRAS = ("postgres", "s3")
 # installed from their own wheels, never from this environment's pins
 NOT_PINNED = frozenset({"liveml", "pip", "setuptools", "wheel"})
 
 
-def extras_for(formats: Iterable[str], *, compiled: bool = False, server: bool = False) -> list[str]:
+def extras_for(formats: Iterable[str], *, server: bool = False) -> list[str]:
     """The liveml extras an image serving these formats needs."""
     extras: list[str] = []
     for name in formats:
@@ -37,18 +41,25 @@ def extras_for(formats: Iterable[str], *, compiled: bool = False, server: bool =
             known = ", ".join(sorted(FORMAT_EXTRAS))
             raise Invalid(f"unknown model format {name!r}; formats: {known}")
         extras.extend(FORMAT_EXTRAS[name])
-    if compiled:
-        extras.append("onnx")  # the compiled ONNX form of a scikit-learn model
     if server:
         extras.extend(SERVER_EXTRAS)
     return list(dict.fromkeys(extras))
 
 
-def pinned(extras: Iterable[str], *, root: str = "liveml") -> list[str]:
-    """``name==version`` for every distribution ``root[extras]`` needs here, sorted by name."""
+def packages_for(formats: Iterable[str], *, compiled: bool = False) -> list[str]:
+    """The packages (beyond liveml's extras) an image serving these formats needs."""
+    packages = [p for name in formats for p in FORMAT_PACKAGES.get(name, ())]
+    if compiled:
+        packages.extend(COMPILED_PACKAGES)
+    return list(dict.fromkeys(packages))
+
+
+def pinned(extras: Iterable[str], *, packages: Iterable[str] = (), root: str = "liveml") -> list[str]:
+    """``name==version`` for every distribution ``root[extras]`` and ``packages`` need here, by name."""
     environment: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     found: dict[str, str] = {}
     queue: list[tuple[str, frozenset[str]]] = [(root, frozenset(extras))]
+    queue += [(name, frozenset()) for name in packages]
     seen: set[tuple[str, frozenset[str]]] = set()
     while queue:
         name, wanted = queue.pop()
@@ -76,4 +87,4 @@ def pinned(extras: Iterable[str], *, root: str = "liveml") -> list[str]:
     return [found[key] for key in sorted(found)]
 
 
-__all__ = ["FORMAT_EXTRAS", "extras_for", "pinned"]
+__all__ = ["FORMAT_EXTRAS", "extras_for", "packages_for", "pinned"]

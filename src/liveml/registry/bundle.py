@@ -2,8 +2,9 @@
 
 The folder holds the version's artifact under its own file name, ``liveml-model.json`` (the manifest:
 name, version, format, signature, runtime options, description, tags, metrics, lineage and sha256),
-``input-example.jsonl`` when the version has an example, and ``reference-profile.json`` when it has a
-reference profile. ``liveml serve --model-dir FOLDER`` serves it under the same name and signature, with
+``input-example.jsonl`` when the version has an example, ``reference-profile.json`` when it has a
+reference profile, and ``compiled.onnx`` when it has a compiled form (checked at the original push, so the
+container serves it at once, with onnxruntime alone and no compiling at start). ``liveml serve --model-dir FOLDER`` serves it under the same name and signature, with
 no database server; this is what a model image bakes in at ``/opt/ml/model`` and what SageMaker's
 ``model.tar.gz`` holds (``liveml.deploy`` builds those from it).
 """
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from liveml.errors import Invalid
+from liveml.registry.compile import Compiled, CompileReport
 from liveml.registry.profile import ReferenceProfile
 from liveml.registry.registry import Registry
 from liveml.registry.store import hash_file
@@ -28,6 +30,17 @@ MANIFEST = "liveml-model.json"
 EXAMPLE = "input-example.jsonl"
 PROFILE = "reference-profile.json"
 SCHEMA_VERSION = 1
+
+
+class BundleCompiled(BaseModel):
+    """The version's compiled form in the bundle, with the report of the check made at its push."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    file: str
+    format: str
+    sha256: str
+    report: dict[str, Any]
 
 
 class BundleManifest(BaseModel):
@@ -52,6 +65,7 @@ class BundleManifest(BaseModel):
     pushed_at: str = ""
     data_hash: str | None = None
     code_commit: str | None = None
+    compiled: BundleCompiled | None = None
 
     @property
     def ref(self) -> str:
@@ -59,6 +73,14 @@ class BundleManifest(BaseModel):
 
 
 def manifest_of(version: ModelVersion) -> BundleManifest:
+    compiled = None
+    if version.compiled is not None:
+        compiled = BundleCompiled(
+            file=f"compiled.{version.compiled.format}",
+            format=version.compiled.format,
+            sha256=version.compiled.sha256,
+            report=dict(version.compile_report or {}),
+        )
     return BundleManifest(
         name=version.model,
         version=version.version,
@@ -76,6 +98,7 @@ def manifest_of(version: ModelVersion) -> BundleManifest:
         pushed_at=version.lineage.pushed_at.isoformat(),
         data_hash=version.lineage.data_hash,
         code_commit=version.lineage.code_commit,
+        compiled=compiled,
     )
 
 
@@ -88,6 +111,8 @@ def write_bundle(registry: Registry, ref: str, folder: Path) -> BundleManifest:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = manifest_of(version)
     shutil.copyfile(registry.artifact_path(version), folder / manifest.file)
+    if manifest.compiled is not None:
+        shutil.copyfile(registry.artifact_path(version, compiled=True), folder / manifest.compiled.file)
     if version.input_example:
         lines = (json.dumps(row, default=str) for row in version.input_example)
         (folder / EXAMPLE).write_text("\n".join(lines) + "\n")
@@ -112,14 +137,18 @@ def read_bundle(folder: Path) -> BundleManifest | None:
             f"{str(path)!r} is not a liveml bundle manifest: {where}: {first['msg']}; write bundles with "
             "`liveml export bundle` or `liveml export sagemaker`"
         ) from exc
-    artifact = Path(folder) / manifest.file
-    if not artifact.is_file():
-        raise Invalid(f"{str(path)!r} names {manifest.file!r}, which is not in {str(folder)!r}")
-    if hash_file(artifact)[0] != manifest.sha256:
-        raise Invalid(
-            f"{str(artifact)!r} does not match the sha256 in {MANIFEST}: the bundle was changed or "
-            "damaged; export it again"
-        )
+    files = [(manifest.file, manifest.sha256)]
+    if manifest.compiled is not None:
+        files.append((manifest.compiled.file, manifest.compiled.sha256))
+    for name, sha256 in files:
+        artifact = Path(folder) / name
+        if not artifact.is_file():
+            raise Invalid(f"{str(path)!r} names {name!r}, which is not in {str(folder)!r}")
+        if hash_file(artifact)[0] != sha256:
+            raise Invalid(
+                f"{str(artifact)!r} does not match the sha256 in {MANIFEST}: the bundle was changed or "
+                "damaged; export it again"
+            )
     return manifest
 
 
@@ -129,6 +158,10 @@ def push_bundle(registry: Registry, folder: Path, manifest: BundleManifest, *, n
     example = folder / EXAMPLE
     profile_file = folder / PROFILE
     profile = ReferenceProfile.from_json(profile_file.read_text()) if profile_file.is_file() else None
+    precompiled = None
+    if manifest.compiled is not None:
+        report = CompileReport.model_validate(manifest.compiled.report)
+        precompiled = Compiled(folder / manifest.compiled.file, report)
     return registry.push(
         name,
         folder / manifest.file,
@@ -143,8 +176,17 @@ def push_bundle(registry: Registry, folder: Path, manifest: BundleManifest, *, n
         data_hash=manifest.data_hash,
         code_commit=manifest.code_commit,
         profile=profile,
-        compile=True,
+        precompiled=precompiled,
+        compile=False,  # a bundle carries its compiled form, checked at the original push, or has none
     )
 
 
-__all__ = ["MANIFEST", "BundleManifest", "manifest_of", "push_bundle", "read_bundle", "write_bundle"]
+__all__ = [
+    "MANIFEST",
+    "BundleCompiled",
+    "BundleManifest",
+    "manifest_of",
+    "push_bundle",
+    "read_bundle",
+    "write_bundle",
+]

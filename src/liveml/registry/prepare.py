@@ -51,6 +51,7 @@ def prepare(
     signature: Signature | None = None,
     compile: bool = True,
     pickle_policy: str | None = None,
+    precompiled: Compiled | None = None,
 ) -> PreparedVersion:
     """Check ``source`` and compute what a push records. Under ``pickle_policy="strict"`` (None: the
     current settings' policy) a pickle-based file is refused from its format alone, before it is read."""
@@ -85,7 +86,9 @@ def prepare(
             )
         profile = build_profile(conformed_ref, outputs).to_json() if conformed_ref is not None else None
         records = _records(conformed_example if conformed_example is not None else None)
-        compiled = compile_to_onnx(runtime, sig, data, workdir) if compile else None
+        compiled: Compiled | None = precompiled  # compiled and checked at the original push (a bundle's)
+        if compiled is None and compile:
+            compiled = compile_to_onnx(runtime, sig, data, workdir)
     finally:
         runtime.unload()
     return PreparedVersion(

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from liveml.errors import Conflict, Invalid, LivemlError, NotFound, Unavailable
+from liveml.registry.compile import Compiled
 from liveml.registry.db import Database
 from liveml.registry.names import (
     DEFAULT_ALIAS,
@@ -86,9 +87,11 @@ class Registry:
         code_commit: str | None = None,
         parent_version: int | None = None,
         profile: ReferenceProfile | None = None,
+        precompiled: Compiled | None = None,
     ) -> ModelVersion:
         """Check, store and record a new version; all of it happens, or none of it does. ``profile``
-        carries a reference profile computed elsewhere (a model bundle) when no ``reference`` data is given."""
+        carries a reference profile computed elsewhere (a model bundle) when no ``reference`` data is given;
+        ``precompiled`` a compiled form already checked against this artifact (a bundle's), kept as it is."""
         name = validate_name(name)
         aliases = [validate_alias(a) for a in dict.fromkeys(aliases)]
         clean_tags = dict(validate_tag(str(k), str(v)) for k, v in (tags or {}).items())
@@ -106,6 +109,7 @@ class Registry:
                 signature=signature,
                 compile=compile,
                 pickle_policy=self.settings.pickle_policy,
+                precompiled=precompiled,
             )
             if parent_version is not None:
                 self._check_parent(name, parent_version)

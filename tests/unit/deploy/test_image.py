@@ -15,7 +15,7 @@ from liveml import Registry, Settings
 from liveml.deploy.build import build_command, find_builder
 from liveml.deploy.dockerfile import plan_model_image, plan_server_image, render
 from liveml.deploy.entrypoint import healthcheck, main
-from liveml.deploy.requirements import extras_for, pinned
+from liveml.deploy.requirements import extras_for, packages_for, pinned
 from liveml.errors import Invalid
 from liveml.registry.bundle import MANIFEST, read_bundle, write_bundle
 from liveml.registry.loading import load_version
@@ -54,6 +54,9 @@ def test_a_bundle_serves_as_the_same_version_elsewhere(
     assert version.metrics == {"accuracy": 0.97}
     assert version.tags["team"] == "risk" and version.tags["bundle.source"] == "iris:1"
     assert other.reference_profile(served) == pushed.reference_profile("iris:1")
+    # the compiled form travels with the bundle: served at once, no compiling in the container
+    assert original.compiled is not None and version.compiled == original.compiled
+    assert version.compile_report == original.compile_report
     rows = iris_frame.drop(columns=["target"]).head(10)
     got = load_version(other, version).predict(rows).predictions
     want = load_version(pushed, original).predict(rows).predictions
@@ -64,6 +67,14 @@ def test_a_bundle_serves_as_the_same_version_elsewhere(
 
 def test_a_changed_or_broken_bundle_is_refused(pushed: Registry, tmp_path: Path) -> None:
     manifest = write_bundle(pushed, "iris", tmp_path / "bundle")
+    assert manifest.compiled is not None
+    compiled = tmp_path / "bundle" / manifest.compiled.file
+    original = compiled.read_bytes()
+    compiled.write_bytes(original[:-10])
+    with pytest.raises(Invalid, match=r"compiled\.onnx.*does not match the sha256"):
+        read_bundle(tmp_path / "bundle")
+    compiled.write_bytes(original)
+    assert read_bundle(tmp_path / "bundle") == manifest
     artifact = tmp_path / "bundle" / manifest.file
     artifact.write_bytes(artifact.read_bytes() + b"tampered")
     with pytest.raises(Invalid, match="does not match the sha256"):
@@ -81,8 +92,11 @@ def test_pins_are_the_installed_closure_with_the_formats_extras() -> None:
     assert "onnxruntime" not in core and "liveml" not in core
     assert "pytest" not in core  # dev-only packages stay out
     assert "uvloop" in core  # uvicorn[standard]'s extra is followed
-    with_onnx = dict(line.split("==") for line in pinned(extras_for(["onnx"])))
+    onnx_packages = packages_for(["onnx"])
+    assert onnx_packages == ["onnxruntime"] and packages_for(["sklearn"], compiled=True) == ["onnxruntime"]
+    with_onnx = dict(line.split("==") for line in pinned(extras_for(["onnx"]), packages=onnx_packages))
     assert with_onnx["onnxruntime"] == metadata.version("onnxruntime")
+    assert "skl2onnx" not in with_onnx and "onnx" not in with_onnx  # serving needs no converter
     assert extras_for(["xgboost", "sklearn"], server=True) == ["xgboost", "postgres", "s3"]
     with pytest.raises(Invalid, match="unknown model format 'tensorflow'"):
         extras_for(["tensorflow"])
@@ -92,6 +106,7 @@ def test_the_dockerfile_is_multi_stage_non_root_exec_form_with_a_health_check(pu
     plan, ref = plan_model_image(pushed, "iris@production")
     assert ref == "iris:1"
     assert "lambda" in plan.extras  # the same image runs as a Lambda container
+    assert plan.packages == ("onnxruntime",)  # the compiled form's runtime
     text = render(plan)
     froms = re.findall(r"^FROM (.+)$", text, flags=re.M)
     assert froms == ["${BASE_IMAGE} AS build", "${BASE_IMAGE}"]
