@@ -6,11 +6,22 @@ in one table each.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def first_problem(exc: ValidationError) -> tuple[str, str, object]:
+    """Where, what and the given value of a pydantic ``ValidationError``'s first problem."""
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first["loc"]), str(first["msg"]), first.get("input")
 
 
 class LivemlError(Exception):

@@ -28,7 +28,7 @@ from liveml.cli import (
 )
 from liveml.cli import explain as explain_cli
 from liveml.cli.render import error_console
-from liveml.errors import Invalid, LivemlError
+from liveml.errors import Invalid, LivemlError, first_problem
 from liveml.settings import Settings
 
 #: exit codes: 0 success, 1 the operation failed (not found, conflict, unavailable, corrupted), 2 bad input
@@ -77,10 +77,9 @@ def root(
     try:
         ctx.obj = Settings(home=home) if home is not None else Settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"])
+        name, problem, value = first_problem(exc)
         raise Invalid(
-            f"setting {_setting_names(name)} has a bad value {first.get('input')!r}: {first['msg']}; "
+            f"setting {_setting_names(name)} has a bad value {value!r}: {problem}; "
             "fix that environment variable or liveml.toml (see docs/settings.md)"
         ) from exc
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from liveml.errors import Invalid
+from liveml.errors import Invalid, first_problem
 from liveml.registry.compile import Compiled, CompileReport
 from liveml.registry.profile import ReferenceProfile
 from liveml.registry.registry import Registry
@@ -131,10 +131,9 @@ def read_bundle(folder: Path) -> BundleManifest | None:
     try:
         manifest = BundleManifest.model_validate_json(path.read_text())
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where, problem, _ = first_problem(exc)
         raise Invalid(
-            f"{str(path)!r} is not a liveml bundle manifest: {where}: {first['msg']}; write bundles with "
+            f"{str(path)!r} is not a liveml bundle manifest: {where}: {problem}; write bundles with "
             "`liveml export bundle` or `liveml export sagemaker`"
         ) from exc
     files = [(manifest.file, manifest.sha256)]

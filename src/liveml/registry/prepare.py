@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from liveml.errors import Invalid, NotFound
+from liveml.errors import Invalid, NotFound, first_problem
 from liveml.registry.compile import Compiled, compile_to_onnx
 from liveml.registry.profile import build_profile
 from liveml.runtimes import ModelDescription, Runtime, detect_format, get_runtime
@@ -187,10 +187,9 @@ def load_signature_file(path: str | Path) -> Signature:
     except json.JSONDecodeError as exc:
         raise Invalid(f"signature file {str(file)!r} is not valid JSON: {exc}") from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where, problem, _ = first_problem(exc)
         raise Invalid(
-            f"signature file {str(file)!r} is not a signature: {where}: {first['msg']}; expected "
+            f"signature file {str(file)!r} is not a signature: {where}: {problem}; expected "
             '{"inputs": [{"name": "age", "type": "integer"}, ...]} with types ' + ", ".join(COLUMN_TYPES)
         ) from exc
 
