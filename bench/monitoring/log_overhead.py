@@ -3,7 +3,9 @@
 Trains a logistic regression on iris-like data (fixed seed), pushes it to a fresh data home, then runs
 `liveml serve` (pinned to CPU 0) twice per round — LIVEML_LOG_PREDICTIONS=true and =false, in alternating
 order — and loads each with wrk (pinned to CPU 1, 1 thread, 8 connections) with a one-row native predict
-request. Prints and writes (``--json``) req/s and latency per setting, and the median ratio.
+request. Prints and writes (``--json``) req/s and latency per setting, and the median ratio; also the
+server's CPU time per request (user + system of the serving process, its writer threads included, over
+the measured run), whose ratio moves much less than req/s when other work shares the machine.
 
     .venv/bin/python bench/monitoring/log_overhead.py [--rounds 3] [--duration 8] [--json out.json]
 
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import joblib
@@ -67,16 +70,20 @@ def main() -> None:
         for setting in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
             results[setting].append(run_one(liveml, env, setting, body, args.duration, args.connections))
             print(setting, results[setting][-1], flush=True)
-    summary = {
+    summary: dict[str, Any] = {
         setting: {
             "req_s_median": statistics.median(r["req_s"] for r in runs),
             "p50_ms_median": statistics.median(r["p50_ms"] for r in runs),
             "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),
+            "cpu_us_per_req_median": statistics.median(r["cpu_us_per_req"] for r in runs),
             "runs": runs,
         }
         for setting, runs in results.items()
     }
     summary["ratio_on_off"] = summary["on"]["req_s_median"] / summary["off"]["req_s_median"]
+    summary["cpu_ratio_off_on"] = (
+        summary["off"]["cpu_us_per_req_median"] / summary["on"]["cpu_us_per_req_median"]
+    )
     summary["logged_rows"] = sum(
         pq_rows(p) for p in (work / "home" / "predictions").rglob("*.parquet") if "_errors" not in str(p)
     )
@@ -96,6 +103,12 @@ def pq_rows(path: Path) -> int:
     import pyarrow.parquet as pq
 
     return int(pq.read_metadata(path).num_rows)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_one(
@@ -131,9 +144,11 @@ def run_one(
         ]
         wrk_env = os.environ | {"BODY_FILE": str(body)}
         subprocess.run([*wrk, "-d2s"], env=wrk_env, capture_output=True, check=True)  # warm-up
+        cpu_before = cpu_seconds(server.pid)
         out = subprocess.run(
             [*wrk, f"-d{duration}s"], env=wrk_env, capture_output=True, text=True, check=True
         ).stdout
+        cpu = cpu_seconds(server.pid) - cpu_before
         found = json.loads(re.search(r"WRKJSON (\{.*\})", out).group(1))  # type: ignore[union-attr]
         errors = sum(found[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout"))
         return {
@@ -141,6 +156,7 @@ def run_one(
             "p50_ms": found["lat_p50_us"] / 1000,
             "p99_ms": found["lat_p99_us"] / 1000,
             "errors": float(errors),
+            "cpu_us_per_req": cpu / max(found["requests"], 1) * 1e6,
         }
     finally:
         server.terminate()

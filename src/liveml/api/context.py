@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,7 +27,11 @@ INLINE_MAX_ROWS = 1024
 
 
 def _small(rows: Rows) -> bool:
-    return len(rows) <= INLINE_MAX_ROWS if isinstance(rows, list | pd.DataFrame) else False
+    if isinstance(rows, list):
+        return len(rows) <= INLINE_MAX_ROWS
+    import pandas as pd  # only for frames, which come from code that already has it
+
+    return isinstance(rows, pd.DataFrame) and len(rows) <= INLINE_MAX_ROWS
 
 
 @dataclass(frozen=True)

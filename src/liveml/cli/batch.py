@@ -18,6 +18,7 @@ from liveml.cli.job_options import (
     InputFormat,
     InputSql,
     Keep,
+    LogSample,
     MaxErrors,
     Output,
     OutputFormat,
@@ -56,6 +57,7 @@ def run(
     engine: EngineOpt = "local",
     workers: Workers = 1,
     scheduler: DaskScheduler = None,
+    log_sample: LogSample = None,
     detach: Annotated[
         bool, typer.Option("--detach", help="Run in the background; follow with `liveml jobs show ID`.")
     ] = False,
@@ -80,6 +82,7 @@ def run(
             workers,
             scheduler,
             explain,
+            log_sample,
         )
     )
     check_spec(spec)

@@ -43,6 +43,13 @@ Workers = Annotated[int, typer.Option("--workers", help="Processes (local) or lo
 DaskScheduler = Annotated[
     str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")
 ]
+LogSample = Annotated[
+    float | None,
+    typer.Option(
+        "--log-sample",
+        help="Share of the rows logged to the prediction log (0 to 1; default: the log_sample_rate setting).",
+    ),
+]
 
 
 def spec_fields(
@@ -62,6 +69,7 @@ def spec_fields(
     workers: int,
     scheduler: str | None,
     explain: bool = False,
+    log_sample: float | None = None,
 ) -> dict[str, Any]:
     """The CLI options as JobSpec fields (shared by ``batch run`` and ``batch schedule``)."""
     return {
@@ -81,4 +89,5 @@ def spec_fields(
         "workers": workers,
         "scheduler": scheduler,
         "explain": explain,
+        "log_sample": log_sample,
     }

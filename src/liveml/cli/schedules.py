@@ -25,6 +25,7 @@ from liveml.cli.job_options import (
     InputFormat,
     InputSql,
     Keep,
+    LogSample,
     MaxErrors,
     Output,
     OutputFormat,
@@ -89,6 +90,7 @@ def schedule(
     engine: EngineOpt = "local",
     workers: Workers = 1,
     scheduler: DaskScheduler = None,
+    log_sample: LogSample = None,
     timezone: Annotated[
         str, typer.Option("--timezone", help="IANA timezone the cron times and {date} are in.")
     ] = "UTC",
@@ -119,6 +121,7 @@ def schedule(
         workers,
         scheduler,
         explain,
+        log_sample,
     )
     del fields["model"]  # the schedule keeps the reference and resolves it at each run
     for field in ("input", "output", "errors"):  # the scheduler may run elsewhere: paths from here on

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 from liveml.errors import Unavailable
 from liveml.jobs.scoring import ChunkOptions, ScoredChunk, score_chunk
-from liveml.jobs.sources import Chunk
+from liveml.jobs.sources import Chunk, Source
+from liveml.jobs.spec import JobSpec
 from liveml.registry.loading import LoadedModel
 from liveml.settings import Settings
 
@@ -53,31 +54,49 @@ class InProcess:
 
     def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
         for chunk in chunks:
+            assert chunk.frame is not None, "one process reads its input itself"
             yield score_chunk(self.model, chunk.index, chunk.first_row, chunk.frame, self.options)
 
     def close(self) -> None:
         return None
 
 
-_FORKED: tuple[LoadedModel, ChunkOptions] | None = None
+_FORKED: tuple[LoadedModel, ChunkOptions, JobSpec | None] | None = None
+#: per process: the inputs it reads chunks from itself, by job spec
+_SOURCES: dict[str, Source] = {}
 
 
-def _score_forked(index: int, first_row: int, frame: Any) -> ScoredChunk:
+def _rows(spec: JobSpec | None, chunk_first_row: int, rows: int, frame: Any) -> Any:
+    """A chunk's rows: as sent, or read here (this worker's own read of its row groups)."""
+    if frame is not None:
+        return frame
+    assert spec is not None, "a chunk without rows needs the job's input"
+    key = spec.model_dump_json()
+    source = _SOURCES.get(key)
+    if source is None:
+        _SOURCES.clear()  # one job's input at a time
+        source = _SOURCES[key] = Source(spec)
+    return source.read_rows(chunk_first_row, chunk_first_row + rows)
+
+
+def _score_forked(index: int, first_row: int, rows: int, frame: Any) -> ScoredChunk:
     assert _FORKED is not None, "the pool's processes are forked after the model is loaded"
-    model, options = _FORKED
-    return score_chunk(model, index, first_row, frame, options)
+    model, options, spec = _FORKED
+    return score_chunk(model, index, first_row, _rows(spec, first_row, rows, frame), options)
 
 
 class ProcessPool:
-    def __init__(self, model: LoadedModel, options: ChunkOptions, workers: int) -> None:
+    def __init__(
+        self, model: LoadedModel, options: ChunkOptions, workers: int, spec: JobSpec | None = None
+    ) -> None:
         global _FORKED
         self.workers = workers
-        _FORKED = (model, options)
+        _FORKED = (model, options, spec)
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
     def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
         def submit(chunk: Chunk) -> Future[ScoredChunk]:
-            return self.pool.submit(_score_forked, chunk.index, chunk.first_row, chunk.frame)
+            return self.pool.submit(_score_forked, chunk.index, chunk.first_row, chunk.rows, chunk.frame)
 
         return _ordered(submit, lambda f: f.result(), chunks, 2 * self.workers)
 
@@ -99,6 +118,8 @@ def _score_on_dask(
     first_row: int,
     frame: Any,
     options: ChunkOptions,
+    rows: int = 0,
+    spec: JobSpec | None = None,
 ) -> ScoredChunk:
     key = (*registry_env, model, version)
     loaded = _DASK_MODELS.get(key)
@@ -111,7 +132,7 @@ def _score_on_dask(
         with Registry(settings) as registry:
             loaded = load_version(registry, registry.get(f"{model}:{version}"))
         _DASK_MODELS[key] = loaded
-    return score_chunk(loaded, index, first_row, frame, options)
+    return score_chunk(loaded, index, first_row, _rows(spec, first_row, rows, frame), options)
 
 
 #: how long to wait for a Dask scheduler to answer before giving up
@@ -127,6 +148,7 @@ class DaskEngine:
         *,
         scheduler: str | None,
         workers: int,
+        spec: JobSpec | None = None,
     ) -> None:
         try:
             from distributed import Client, LocalCluster
@@ -158,6 +180,7 @@ class DaskEngine:
         self.env = (str(settings.home_path), settings.database_url or "")
         self.model = model.version
         self.options = options
+        self.spec = spec
 
     def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
         def submit(chunk: Chunk) -> Any:
@@ -170,6 +193,8 @@ class DaskEngine:
                 chunk.first_row,
                 chunk.frame,
                 self.options,
+                chunk.rows,
+                self.spec if chunk.frame is None else None,
                 pure=False,
             )
 
@@ -189,12 +214,14 @@ def make_engine(
     engine: str,
     workers: int,
     scheduler: str | None,
+    spec: JobSpec | None = None,
 ) -> Engine:
+    """``spec`` lets the workers read chunks that come without their rows (``Chunk.frame`` None)."""
     if engine == "dask":
-        return DaskEngine(settings, model, options, scheduler=scheduler, workers=workers)
+        return DaskEngine(settings, model, options, scheduler=scheduler, workers=workers, spec=spec)
     if workers == 1:
         return InProcess(model, options)
-    return ProcessPool(model, options, workers)
+    return ProcessPool(model, options, workers, spec)
 
 
 __all__ = ["DaskEngine", "Engine", "InProcess", "ProcessPool", "make_engine"]

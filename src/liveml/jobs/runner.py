@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -18,8 +19,8 @@ import pyarrow as pa
 from liveml.errors import Invalid, LivemlError, Unavailable, first_line
 from liveml.jobs.engines import make_engine
 from liveml.jobs.launch import job_dir
-from liveml.jobs.outputs import Staging, default_errors_path, merge, output_format
-from liveml.jobs.scoring import ChunkOptions, ScoredChunk, check_columns
+from liveml.jobs.outputs import Staging, default_errors_path, is_folder, merge, output_format
+from liveml.jobs.scoring import ChunkOptions, ScoredChunk, check_columns, log_mask, logged_rows
 from liveml.jobs.sources import Chunk, Source
 from liveml.jobs.spec import Job, JobSpec
 from liveml.jobs.store import HEARTBEAT_S, JobStopped, JobStore
@@ -58,7 +59,8 @@ def run_job(
     if sink is None:
         from liveml.monitoring.log import sink_for
 
-        sink = sink_for(registry.settings)
+        # the job samples its rows itself (``log_rate``): the log keeps every row it is given
+        sink = sink_for(registry.settings.model_copy(update={"log_sample_rate": 1.0}))
     beat = _Heartbeat(store, job_id, owner)
     beat.start()
     try:
@@ -96,43 +98,62 @@ def _run(
     fmt = output_format(spec.output, spec.output_format)
     errors_path = spec.errors or default_errors_path(spec.output)
     model = load_version(registry, registry.get(job.ref))
-    staging = Staging(job_dir(registry.settings, job.id) / "parts")
-    staging.forget_after(job.chunks_done)
+    staging = Staging(job_dir(registry.settings, job.id) / "parts", segments=not is_folder(spec.output))
+    durable = staging.recover(job.chunks_done)
     source = Source(spec)
     store.set_total(job.id, owner, source.total_rows)
     chunk_rows = spec.chunk_rows
     counters = {"chunks": job.chunks_done, "rows": job.rows_done, "out": job.rows_out, "errors": job.errors}
+    if durable is not None:  # where the output is durable: the last closed segment
+        counters = {
+            "chunks": durable.chunks,
+            "rows": durable.rows,
+            "out": durable.rows_out,
+            "errors": durable.errors,
+        }
     busy = job.busy_s
     if progress:
         progress(counters["rows"], source.total_rows)
     options = ChunkOptions(uid=job.uid, keep=spec.keep, proba=spec.proba, explain=spec.explain)
     if spec.explain:
-        from dataclasses import replace
-
         from liveml.explain import background_for
 
         background, background_source = background_for(registry, model.version)
         options = replace(options, background=background, background_source=background_source)
     frames: dict[int, pd.DataFrame] = {}  # raw input of chunks in flight, for the prediction-record sink
-    keep_frames = not isinstance(sink, NullSink)
+    rate = log_rate(spec, registry.settings.log_sample_rate)
+    logging = not isinstance(sink, NullSink) and rate > 0
+    workers_read = workers_read_input(spec, source)
+    options = replace(options, log_rate=rate, log_inputs=logging and workers_read)
 
     def checked(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
         for chunk in chunks:
+            assert chunk.frame is not None
             check_columns(model, list(chunk.frame.columns), spec.keep, source.description)
-            if keep_frames:
+            if logging:
                 frames[chunk.index] = chunk.frame
             yield chunk
 
+    if workers_read:  # the job's process sends row ranges; each worker reads its chunks
+        check_columns(model, source.columns, spec.keep, source.description)
+        chunks = source.plan(chunk_rows, skip=counters["chunks"])
+    else:
+        chunks = checked(source.chunks(chunk_rows, skip=counters["chunks"]))
     engine = make_engine(
-        registry.settings, model, options, engine=spec.engine, workers=spec.workers, scheduler=spec.scheduler
+        registry.settings,
+        model,
+        options,
+        engine=spec.engine,
+        workers=spec.workers,
+        scheduler=spec.scheduler,
+        spec=spec,
     )
     try:
         started = time.perf_counter()
-        for result in engine.map(checked(source.chunks(chunk_rows, skip=job.chunks_done))):
+        for result in engine.map(chunks):
             staging.write(result.index, result.output, result.errors)
-            frame = frames.pop(result.index, None)
-            if frame is not None:
-                _emit(sink, model, job, result, frame)
+            if logging:
+                _emit(sink, model, job, result, frames.pop(result.index, None), rate)
             counters["chunks"] = result.index + 1
             counters["rows"] += len(result.scored)
             counters["out"] += len(result.output)
@@ -157,10 +178,14 @@ def _run(
                     f"the reasons are in {staging.folder} (errors-*.parquet) and, once the job ends, in {errors_path}. "
                     f"Fix the input, or raise --max-errors and run `liveml jobs resume {job.id}`"
                 )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            staging.close_segment()  # what was written whole stays: a resume continues after it
+        raise
     finally:
         engine.close()
     beat.check()
-    merge(staging.parts(counters["chunks"]), spec.output, fmt)
+    staging.finish(counters["chunks"], spec.output, fmt)
     error_parts = staging.error_parts(counters["chunks"])
     if error_parts:
         merge(error_parts, errors_path, "csv")
@@ -173,20 +198,53 @@ def _run(
     staging.remove()
 
 
+def workers_read_input(spec: JobSpec, source: Source) -> bool:
+    """Whether the workers read their own chunks (the job's process only hands out row ranges): for a
+    process pool or Dask, on Parquet files that any process can cut by row group (of a sensible size); with
+    an external Dask cluster only for URLs (a local path may not exist on the workers' machines)."""
+    if spec.engine == "local" and spec.workers == 1:
+        return False
+    if spec.scheduler is not None and "://" not in (spec.input or ""):
+        return False
+    if not source.splittable:
+        return False
+    # a worker holds the row group it reads: huge row groups would cost each worker that much memory
+    return max((rows for _, _, rows in source.row_groups()), default=0) <= max(8 * spec.chunk_rows, 1 << 20)
+
+
+def log_rate(spec: JobSpec, default: float) -> float:
+    """The share of a job's rows that go to the prediction log: ``--log-sample``, else ``log_sample_rate``."""
+    return default if spec.log_sample is None else spec.log_sample
+
+
 def _emit(
-    sink: PredictionSink, model: LoadedModel, job: Job, result: ScoredChunk, frame: pd.DataFrame
+    sink: PredictionSink,
+    model: LoadedModel,
+    job: Job,
+    result: ScoredChunk,
+    frame: pd.DataFrame | None,
+    rate: float = 1.0,
 ) -> None:
     if not len(result.output):
         return
-    inputs = frame.loc[result.scored, model.signature.input_names].reset_index(drop=True)
-    outputs = result.output.drop(columns=[*job.spec.keep, "model_version", "prediction_id"])
+    chosen = log_mask(job.uid, result.index, len(result.output), rate)
+    if chosen is not None and not chosen.any():
+        return
+    if result.logged is not None:  # the worker read the chunk and picked the rows itself
+        inputs = result.logged
+    else:
+        assert frame is not None
+        rows = logged_rows(result.scored, chosen)
+        inputs = frame.loc[rows, model.signature.input_names].reset_index(drop=True)
+    output = result.output if chosen is None else result.output[chosen]
+    outputs = output.drop(columns=[*job.spec.keep, "model_version", "prediction_id"])
     outputs = outputs[[c for c in outputs.columns if not str(c).startswith("shap_")]]  # not predictions
     sink.emit_batch(
         PredictionBatch(
             model=model.version.model,
             version=model.version.version,
             at=datetime.now(UTC),
-            prediction_ids=pa.array(result.output["prediction_id"]),
+            prediction_ids=pa.array(output["prediction_id"]),
             inputs=inputs,
             outputs=outputs,
             latency_ms=result.seconds * 1000,
@@ -225,4 +283,4 @@ class _Heartbeat:
         self._stop.set()
 
 
-__all__ = ["Progress", "TooManyErrors", "check_spec", "run_job"]
+__all__ = ["Progress", "TooManyErrors", "check_spec", "log_rate", "run_job"]

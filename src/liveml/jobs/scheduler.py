@@ -174,6 +174,8 @@ class Scheduler:
         self._monitored_at = now
 
         def run() -> None:
+            if not self._any_alert_rule():
+                return  # nothing to monitor; and scipy, scikit-learn and the drift tests stay unimported
             from liveml.monitoring.monitor import Monitor
             from liveml.monitoring.notifier import Notifier
 
@@ -190,6 +192,18 @@ class Scheduler:
 
         self._monitoring = threading.Thread(target=run, name="liveml-monitors", daemon=True)
         self._monitoring.start()
+
+    def _any_alert_rule(self) -> bool:
+        """Whether any enabled alert rule exists (the monitors run only for models that have one)."""
+        from liveml.registry.schema import AlertRuleRow
+
+        try:
+            with self.registry.db.read_session() as session:
+                query = select(AlertRuleRow.id).where(AlertRuleRow.enabled).limit(1)
+                return session.scalars(query).first() is not None
+        except LivemlError as exc:
+            log.error("monitors: %s", exc.message)
+            return False
 
     def run_due(self, schedule: Schedule, now: datetime) -> list[Job]:
         """Claim the due slots of ``schedule`` (as read earlier), create their jobs and start them.

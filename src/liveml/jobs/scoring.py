@@ -29,6 +29,10 @@ class ChunkOptions:
     explain: bool = False
     background: pd.DataFrame | None = field(default=None, compare=False)
     background_source: str = "rows"
+    #: share of the rows for the prediction log, and whether ``score_chunk`` attaches their inputs (when
+    #: the worker read the chunk itself, the job's process never sees them)
+    log_rate: float = 1.0
+    log_inputs: bool = False
 
 
 @dataclass
@@ -41,6 +45,25 @@ class ScoredChunk:
     #: which rows of the chunk were scored (the others are in ``errors``)
     scored: np.ndarray
     seconds: float
+    #: the inputs of the rows for the prediction log (``ChunkOptions.log_inputs``), in output order
+    logged: pd.DataFrame | None = None
+
+
+def log_mask(uid: str, index: int, rows: int, rate: float) -> np.ndarray | None:
+    """Which of a chunk's ``rows`` scored rows go to the prediction log (None: all). Seeded by the job and
+    the chunk, so a chunk scored again after a resume logs the same rows; one vectorised draw."""
+    if rate >= 1.0:
+        return None
+    return np.random.default_rng([int(uid[:15], 16), index]).random(rows) < rate
+
+
+def logged_rows(scored: np.ndarray, chosen: np.ndarray | None) -> np.ndarray:
+    """The chunk's rows to log: the scored ones, thinned by ``chosen`` (which runs over the scored rows)."""
+    if chosen is None:
+        return scored
+    rows = scored.copy()
+    rows[rows] = chosen
+    return rows
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -103,7 +126,11 @@ def score_chunk(
     errors = frame.loc[bad, list(options.keep)].reset_index(drop=True)
     errors.insert(0, "row", rows[bad])
     errors["error"] = reasons
-    return ScoredChunk(index, first_row, output, errors, scored, time.perf_counter() - started)
+    logged = None
+    if options.log_inputs and options.log_rate > 0:
+        chosen = log_mask(options.uid, index, len(output), options.log_rate)
+        logged = frame.loc[logged_rows(scored, chosen), model.signature.input_names].reset_index(drop=True)
+    return ScoredChunk(index, first_row, output, errors, scored, time.perf_counter() - started, logged)
 
 
 def _explained(model: LoadedModel, rows: pd.DataFrame, options: ChunkOptions) -> pd.DataFrame:
@@ -128,6 +155,8 @@ __all__ = [
     "ChunkOptions",
     "ScoredChunk",
     "check_columns",
+    "log_mask",
+    "logged_rows",
     "prediction_ids",
     "score_chunk",
 ]

@@ -28,7 +28,9 @@ READ_PIECE_ROWS = 100_000
 class Chunk:
     index: int
     first_row: int
-    frame: pd.DataFrame
+    #: the rows, or None when the worker that scores the chunk reads them itself (``Source.read_rows``)
+    frame: pd.DataFrame | None
+    rows: int = 0
 
 
 class Source:
@@ -38,6 +40,9 @@ class Source:
         self.spec = spec
         self.description = spec.source
         self.total_rows: int | None = None
+        self._row_groups: list[tuple[str, int, int]] | None = None
+        self._last: tuple[tuple[str, int], pa.Table] | None = None
+        self.base: str | None = None
         if spec.input_sql is not None:
             self.format: str = "sql"
             self.files: list[str] = []
@@ -70,6 +75,56 @@ class Source:
             raise Invalid(
                 f"input {self.description!r} could not be read as Parquet: {first_line(exc)}"
             ) from exc
+
+    # -- any rows, read where they are (so that workers read their own chunks) -------------------
+    @property
+    def splittable(self) -> bool:
+        """Whether any process can read rows ``[a, b)`` by itself: Parquet files without partition columns."""
+        return self.format == "parquet" and self.base is None
+
+    def row_groups(self) -> list[tuple[str, int, int]]:
+        """(file, row group, rows) of every row group, in input order (from the files' footers only)."""
+        import pyarrow.parquet as pq
+
+        if self._row_groups is None:
+            found = []
+            for path in self.files:
+                with self.fs.open(path, "rb") as handle:
+                    meta = pq.ParquetFile(handle).metadata
+                found += [(path, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+            self._row_groups = found
+        return self._row_groups
+
+    def read_rows(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows ``[start, stop)`` of the input, reading only the row groups that hold them."""
+        import pyarrow.parquet as pq
+
+        tables, offset = [], 0
+        for path, group, rows in self.row_groups():
+            if offset < stop and offset + rows > start:
+                if self._last is not None and self._last[0] == (path, group):
+                    table = self._last[1]  # the next chunk of the row group this process read last
+                else:
+                    with self.fs.open(path, "rb") as handle:
+                        table = pq.ParquetFile(handle, pre_buffer=False).read_row_group(group)
+                    self._last = ((path, group), table)
+                lo, hi = max(start - offset, 0), min(stop - offset, rows)
+                tables.append(table.slice(lo, hi - lo))
+            offset += rows
+            if offset >= stop:
+                break
+        return _frame(list(tables))
+
+    def plan(self, chunk_rows: int, *, skip: int = 0) -> Iterator[Chunk]:
+        """The chunks from ``skip`` on, without their rows: for workers that read their own."""
+        total = sum(rows for _, _, rows in self.row_groups())
+        for index in range(skip, -(-total // chunk_rows)):
+            first = index * chunk_rows
+            yield Chunk(index, first, None, min(chunk_rows, total - first))
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(name) for name in self.dataset.schema.names]
 
     # -- pieces of any size, in input order ------------------------------------------------
     def _pieces(self) -> Iterator[pd.DataFrame | pa.Table]:

@@ -43,6 +43,13 @@ class JobSpec(BaseModel):
     engine: Engine = "local"
     workers: int = Field(default=1, ge=1, le=512, description="processes (local) or local-cluster workers")
     scheduler: str | None = Field(default=None, description="Dask scheduler address, e.g. tcp://host:8786")
+    log_sample: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of the job's rows that go to the prediction log (0: none, 1: all); "
+        "default: the log_sample_rate setting",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> JobSpec:

@@ -26,25 +26,35 @@ import struct
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from liveml.monitoring.compaction import compact, live_segments
 from liveml.monitoring.records import PredictionBatch, PredictionRecord
+from liveml.monitoring.segments import (
+    ServedColumns,
+    ServedKey,
+    ServedParts,
+    batches_table,
+    concat_segments,
+    served_parts,
+)
 from liveml.processes import alive
-from liveml.runtimes.base import Prediction
 from liveml.settings import Settings
 
 log = logging.getLogger("liveml.monitoring")
 META = ("prediction_id", "version", "at", "latency_ms", "job_id")
 #: rows held before the emitting thread writes them itself
 MAX_BUFFER_ROWS = 100_000
+#: how often the writer compacts ended hours (many small segments become one per hour)
+COMPACT_EVERY_S = 600.0
 _LENGTH = struct.Struct("<Q")
 
 
@@ -75,6 +85,8 @@ class PredictionLog:
         self.local = "://" not in self.url or self.url.startswith("file://")
         self._lock = threading.Lock()
         self._buffer: list[PredictionBatch] = []
+        #: served requests, already as arrays (see segments.py)
+        self._columns: dict[ServedKey, ServedColumns] = {}
         self._buffered_rows = 0
         self._names = itertools.count()  # segment names stay unique when two threads flush at once
         #: requests that got no prediction, per (model, version, kind, day, hour)
@@ -85,7 +97,8 @@ class PredictionLog:
         self._wal_path: Path | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_retention = 0.0
+        self._last_retention = float("-inf")  # the first flush applies retention, then hourly
+        self._last_compaction = float("-inf")
         self.written_rows = 0
         self.failures = 0
 
@@ -112,11 +125,18 @@ class PredictionLog:
                 return
         if self._pid != os.getpid():
             self._start()
+        parts = served_parts(batch)  # a served request's arrays; the frame is not kept
         with self._lock:
             if self.strict and self._wal is not None:
-                payload = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+                payload = pickle.dumps(batch if parts is None else parts, protocol=pickle.HIGHEST_PROTOCOL)
                 os.write(self._wal, _LENGTH.pack(len(payload)) + payload)
-            self._buffer.append(batch)
+            if parts is None:
+                self._buffer.append(batch)
+            else:
+                gathered = self._columns.get(parts[0])
+                if gathered is None:
+                    gathered = self._columns[parts[0]] = ServedColumns(parts[0])
+                gathered.add(parts)
             self._buffered_rows += len(batch)
             full = self._buffered_rows >= MAX_BUFFER_ROWS
         if full:
@@ -138,6 +158,7 @@ class PredictionLog:
                 return
             self._pid = os.getpid()
             self._buffer = []  # a forked child must not write its parent's buffer again
+            self._columns = {}
             self._seq = 0
             self._stop = threading.Event()
             if self.local:
@@ -158,32 +179,41 @@ class PredictionLog:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.flush_s):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the writer must outlive any one failure (retention, compaction, a bug)
+                self.failures += 1
+                log.exception("the prediction log's writer failed; it goes on at the next flush")
 
     def flush(self) -> int:
         """Write what is buffered as segments; returns the rows written."""
         with self._lock:
             batches, self._buffer = self._buffer, []
+            columns, self._columns = self._columns, {}
             self._buffered_rows = 0
             errors, self._errors = self._errors, defaultdict(int)
             wal, wal_path = self._wal, self._wal_path
-            if self.strict and batches and wal is not None:
+            if self.strict and (batches or columns) and wal is not None:
                 self._seq += 1
                 self._open_wal()  # new predictions go to a new file while this one is turned into segments
         if errors:
             self._write_errors(errors)
-        if not batches:
+        if not batches and not columns:
             return 0
         try:
-            rows = self._write(batches)
+            rows = self._write(batches, list(columns.values()))
         except Exception:
             self.failures += 1
-            log.exception(
-                "could not write %d predictions to the log at %s", sum(len(b) for b in batches), self.url
-            )
-            with self._lock:
-                self._buffer[:0] = batches  # try again at the next flush
-                self._buffered_rows += sum(len(b) for b in batches)
+            pending = sum(len(b) for b in batches) + sum(len(c) for c in columns.values())
+            log.exception("could not write %d predictions to the log at %s", pending, self.url)
+            with self._lock:  # try again at the next flush, oldest first
+                self._buffer[:0] = batches
+                for key, older in columns.items():
+                    newer = self._columns.get(key)
+                    if newer is not None:
+                        older.merge(newer)
+                    self._columns[key] = older
+                self._buffered_rows += pending
             return 0
         if wal is not None and wal_path is not None:
             os.close(wal)
@@ -192,16 +222,41 @@ class PredictionLog:
         if time.monotonic() - self._last_retention > 3600:
             self._last_retention = time.monotonic()
             self.apply_retention()
+        if self.local and time.monotonic() - self._last_compaction > COMPACT_EVERY_S:
+            self._last_compaction = time.monotonic()
+            self.compact()
         return rows
 
-    def _write(self, batches: list[PredictionBatch]) -> int:
+    def compact(self, now: datetime | None = None) -> int:
+        """Join each ended hour's segments of the last two days into one (see compaction.py); returns the
+        rows rewritten. Runs from the writer every ``COMPACT_EVERY_S``; local folders only."""
+        if not self.local:
+            return 0
+        try:
+            return compact(Path(self.root), settle_s=max(60.0, 5 * self.flush_s), now=now)
+        except Exception:  # a failed compaction leaves the segments as they were: readable
+            log.exception("could not compact the prediction log at %s", self.url)
+            return 0
+
+    def _write(self, batches: list[PredictionBatch], columns: Sequence[ServedColumns] = ()) -> int:
+        """One segment per model and UTC hour (an integer: no date formatting per request)."""
         groups: dict[tuple[str, int], list[PredictionBatch]] = defaultdict(list)
-        for batch in batches:  # by model and UTC hour (an integer: no date formatting per request)
+        for batch in batches:
             groups[(batch.model, int(batch.at.timestamp()) // 3600)].append(batch)
+        served: dict[tuple[str, int], list[ServedColumns]] = defaultdict(list)
+        for gathered in columns:
+            served[(gathered.model, gathered.hour)].append(gathered)
         rows = 0
-        for (model, hour_number), group in groups.items():
+        for model, hour_number in {**served, **groups}:
             day, hour = datetime.fromtimestamp(hour_number * 3600, UTC).strftime("%Y-%m-%d/%H").split("/")
-            table = _table(group)
+            parts = [c.table() for c in served.get((model, hour_number), [])]
+            if (model, hour_number) in groups:
+                parts.append(batches_table(groups[(model, hour_number)]))
+            try:
+                table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. versions whose outputs differ in type
+                group = groups.get((model, hour_number), [])
+                table = batches_table([b for c in served[(model, hour_number)] for b in c.batches()] + group)
             folder = f"{self.root}/model={model}/date={day}"
             self.fs.makedirs(folder, exist_ok=True)
             name = f"{hour}-{time.time_ns() // 1_000_000}-{os.getpid()}-{next(self._names)}.parquet"
@@ -263,9 +318,9 @@ class PredictionLog:
             pid = int(path.name.split("-", 1)[0])
             if pid == os.getpid() or alive(pid):
                 continue
-            batches = _read_wal(path)
-            if batches:
-                recovered += self._write(batches)
+            batches, columns = _read_wal(path)
+            if batches or columns:
+                recovered += self._write(batches, columns)
             path.unlink(missing_ok=True)
         if recovered:
             log.warning("recovered %d predictions from the write-ahead files of stopped processes", recovered)
@@ -297,30 +352,21 @@ class PredictionLog:
 
     def ids(self, model: str, days: float) -> set[str]:
         """The prediction ids logged for ``model`` in the last ``days`` (only that column is read)."""
-        start = datetime.now(UTC) - timedelta(days=days)
+        now = datetime.now(UTC)
         found: set[str] = set()
-        day = start.date()
-        while day <= datetime.now(UTC).date():
-            for path in self.fs.glob(f"{self.root}/model={model}/date={day.isoformat()}/*.parquet"):
-                found.update(
-                    pq.read_table(path, columns=["prediction_id"], filesystem=self.fs).column(0).to_pylist()
-                )
-            day += timedelta(days=1)
+        for table in self._segments(
+            model, (now - timedelta(days=days)).date(), now.date(), ["prediction_id"]
+        ):
+            found.update(table.column(0).to_pylist())
         return found
 
     def read(self, model: str, start: datetime, end: datetime) -> Window:
         """Every logged prediction of ``model`` with ``start <= at < end``, oldest first."""
-        files = []
-        day = start.astimezone(UTC).date()
-        while day <= end.astimezone(UTC).date():
-            folder = f"{self.root}/model={model}/date={day.isoformat()}"
-            files += sorted(p for p in self.fs.glob(f"{folder}/*.parquet"))
-            day += timedelta(days=1)
-        if not files:
+        tables = self._segments(model, start.astimezone(UTC).date(), end.astimezone(UTC).date())
+        if not tables:
             empty = pd.DataFrame({c: pd.Series(dtype=object) for c in META})
             return Window(empty, pd.DataFrame(), pd.DataFrame())
-        tables = [pq.read_table(f, filesystem=self.fs) for f in files]
-        table = pa.concat_tables(tables, promote_options="permissive")
+        table = concat_segments(tables)
         at = table.column("at")
         import pyarrow.compute as pc
 
@@ -332,6 +378,23 @@ class PredictionLog:
         inputs = frame[[c for c in frame.columns if c.startswith("in.")]].rename(columns=lambda c: c[3:])
         outputs = frame[[c for c in frame.columns if c.startswith("out.")]].rename(columns=lambda c: c[4:])
         return Window(frame[list(META)], inputs, outputs)
+
+    def _segments(
+        self, model: str, first: date, last: date, columns: list[str] | None = None
+    ) -> list[pa.Table]:
+        """The segments of ``model``'s day folders ``first``..``last``; listed and read again when a
+        compaction replaced one between the listing and the reading."""
+        for attempt in range(3):
+            files, day = [], first
+            while day <= last:
+                files += live_segments(self.fs, f"{self.root}/model={model}/date={day.isoformat()}")
+                day += timedelta(days=1)
+            try:
+                return [pq.read_table(f, columns=columns, filesystem=self.fs) for f in files]
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        return []
 
 
 def _sample(batch: PredictionBatch, rate: float) -> PredictionBatch:
@@ -351,119 +414,29 @@ def _sample(batch: PredictionBatch, rate: float) -> PredictionBatch:
     )
 
 
-def _table(batches: list[PredictionBatch]) -> pa.Table:
-    """One Arrow table from many batches: numeric inputs and model outputs are concatenated as arrays
-    (cheap for thousands of one-row requests); anything else through pandas."""
-    n = [len(b) for b in batches]
-    # per-batch values repeated per row, as plain integers (never per-row Python objects)
-    micros = np.repeat(np.array([int(b.at.timestamp() * 1_000_000) for b in batches], dtype=np.int64), n)
-    jobs = [b.job_id for b in batches]
-    job_values = sorted({j for j in jobs if j is not None})
-    job_codes = np.repeat(np.array([job_values.index(j) if j is not None else -1 for j in jobs], np.int32), n)
-    job_ids = pa.DictionaryArray.from_arrays(
-        pa.array(job_codes, mask=job_codes < 0), pa.array(job_values, pa.string())
-    ).cast(pa.string())
-    columns: dict[str, Any] = {
-        "prediction_id": _ids(batches),
-        "version": pa.array(np.repeat([b.version for b in batches], n), pa.int32()),
-        "at": pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "latency_ms": pa.array(np.repeat([b.latency_ms / max(len(b), 1) for b in batches], n), pa.float32()),
-        "job_id": job_ids,
-    }
-    first_columns = batches[0].inputs.columns
-    names = list(first_columns)
-    same_columns = all(
-        b.inputs.columns is first_columns or b.inputs.columns.equals(first_columns) for b in batches
-    )
-    blocks = [_float_block(b.inputs) for b in batches] if same_columns else [None]
-    if all(block is not None for block in blocks):
-        # one (columns x rows) float64 block per request: joined along the rows, each column contiguous
-        by_column: np.ndarray = np.concatenate(blocks, axis=1)  # type: ignore[arg-type]
-        for i, name in enumerate(names):
-            columns[f"in.{name}"] = by_column[i]
-    else:
-        frame = pd.concat([b.inputs for b in batches], ignore_index=True)
-        for name in frame.columns:
-            columns[f"in.{name}"] = _arrow(frame[name])
-    if all(isinstance(b.outputs, Prediction) for b in batches):
-        first = batches[0].outputs
-        assert isinstance(first, Prediction)
-        predictions = np.concatenate([b.outputs.predictions for b in batches])
-        if predictions.ndim == 1:
-            columns["out.prediction"] = _arrow(pd.Series(predictions))
-        else:
-            for i in range(predictions.shape[1]):
-                columns[f"out.prediction_{i}"] = predictions[:, i]
-        probas = [b.outputs.probabilities for b in batches]
-        if all(p is not None for p in probas):
-            matrix: np.ndarray = np.concatenate(probas)  # type: ignore[arg-type]
-            classes = first.classes or tuple(range(matrix.shape[1]))
-            for i, cls in enumerate(classes):
-                columns[f"out.proba_{cls}"] = matrix[:, i]
-    else:
-        outputs = pd.concat([b.outputs_frame() for b in batches], ignore_index=True)
-        for name in outputs.columns:
-            columns[f"out.{name}"] = _arrow(outputs[name])
-    return pa.table(columns)
-
-
-def _ids(batches: list[PredictionBatch]) -> pa.ChunkedArray:
-    """The prediction ids of many batches: Arrow arrays as they are, Python strings in one conversion."""
-    chunks: list[pa.Array] = []
-    pending: list[str] = []
-    for batch in batches:
-        if isinstance(batch.prediction_ids, pa.Array):
-            if pending:
-                chunks.append(pa.array(pending, pa.string()))
-                pending = []
-            chunks.append(batch.prediction_ids)
-        else:
-            pending.extend(batch.prediction_ids)
-    if pending:
-        chunks.append(pa.array(pending, pa.string()))
-    return pa.chunked_array(chunks, pa.string())
-
-
-def _float_block(frame: pd.DataFrame) -> np.ndarray | None:
-    """The frame's values as one (columns x rows) float64 array, when pandas holds them so (requests of
-    numeric models): read from the block itself, without a per-frame dtype check or copy. Else None."""
-    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)  # pandas internals, a fast path only
-    if blocks is not None and len(blocks) == 1 and blocks[0].dtype == np.float64 and len(frame.columns):
-        values = np.asarray(blocks[0].values)
-        if values.ndim == 2 and values.shape[0] == len(frame.columns):
-            placement = blocks[0].mgr_locs.as_array
-            return (
-                values
-                if np.array_equal(placement, np.arange(len(placement)))
-                else values[np.argsort(placement)]
-            )
-    if len(frame.columns) and all(dtype == np.float64 for dtype in frame.dtypes):
-        return np.ascontiguousarray(frame.to_numpy().T)
-    return None
-
-
-def _arrow(series: pd.Series) -> pa.Array:
-    try:
-        return pa.array(series, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array(series.map(lambda v: None if v is None else str(v)), pa.string())
-
-
-def _read_wal(path: Path) -> list[PredictionBatch]:
-    """The whole records of a write-ahead file; a record cut short by the kill is left out."""
+def _read_wal(path: Path) -> tuple[list[PredictionBatch], list[ServedColumns]]:
+    """The whole records of a write-ahead file; a record cut short by the kill is left out. A record is a
+    pickled ``PredictionBatch``, or a served request's arrays (``ServedParts``)."""
     data = path.read_bytes()
-    batches, offset = [], 0
+    batches: list[PredictionBatch] = []
+    columns: dict[ServedKey, ServedColumns] = {}
+    offset = 0
     while offset + _LENGTH.size <= len(data):
         (size,) = _LENGTH.unpack_from(data, offset)
         end = offset + _LENGTH.size + size
         if end > len(data):
             break
         try:
-            batches.append(pickle.loads(data[offset + _LENGTH.size : end]))
+            record = pickle.loads(data[offset + _LENGTH.size : end])
         except Exception:
             break
+        if isinstance(record, PredictionBatch):
+            batches.append(record)
+        else:
+            parts: ServedParts = record
+            columns.setdefault(parts[0], ServedColumns(parts[0])).add(parts)
         offset = end
-    return batches
+    return batches, list(columns.values())
 
 
 def sink_for(settings: Settings) -> PredictionLog | None:

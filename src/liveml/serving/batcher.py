@@ -37,11 +37,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from liveml.errors import Unavailable
 from liveml.runtimes.base import Prediction
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("liveml.serving")
 
@@ -315,6 +317,8 @@ class MicroBatcher:
                 self._deliver(batch[0], value, None)
             return 1
         try:
+            import pandas as pd
+
             frame = pd.concat([r.frame for r in batch], ignore_index=True)
             result = self._run(frame)
             if len(result) != len(frame):

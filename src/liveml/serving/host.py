@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from liveml.errors import Invalid, LivemlError, ModelFailed, NotFound, Unavailable
 from liveml.monitoring.records import NullSink, PredictionBatch, PredictionSink
@@ -24,6 +23,9 @@ from liveml.runtimes import Prediction
 from liveml.serving.batcher import BatchStats, MicroBatcher
 from liveml.serving.metrics import ServingMetrics
 from liveml.serving.warmup import warm_up
+
+if TYPE_CHECKING:  # pandas is not needed to serve numeric rows: it is imported where it is used
+    import pandas as pd
 
 log = logging.getLogger("liveml.serving")
 
@@ -121,6 +123,7 @@ class ModelHost:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._started = False
+        self._loaded_count = 0  # versions loaded in memory, for the gauge (set, not inc/dec: see metrics.py)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, *, watch: bool = True) -> None:
@@ -164,6 +167,7 @@ class ModelHost:
                 served.loaded.unload()
             self._versions.clear()
             self._bindings.clear()
+            self._loaded_count = 0
         self.metrics.loaded.set(0)
 
     @property
@@ -454,7 +458,8 @@ class ModelHost:
         if self.options.warm_up:
             warm_up(self.registry, loaded)
         with self._lock:
-            self.metrics.loaded.inc()
+            self._loaded_count += 1
+            self.metrics.loaded.set(self._loaded_count)
         size = version.compiled.size if loaded.compiled and version.compiled else version.size
         served = ServedModel(version, loaded, memory_bytes=max(_rss_bytes() - before, size))
         served.last_used = time.perf_counter()
@@ -494,11 +499,13 @@ class ModelHost:
                 log.warning("loaded models take %.0f MiB, over the %g MiB budget", total / 2**20, budget)
 
     def _batch_observer(self, served: ServedModel) -> Callable[[BatchStats], None]:
-        rows = self.metrics.batch_rows.labels(served.name, str(served.number))
-        waits = self.metrics.queue_seconds.labels(served.name, str(served.number))
+        labels = (served.name, str(served.number))
 
         def observe(stats: BatchStats) -> None:
             _observe_cost(served, stats.run_s / max(stats.calls, 1))
+            # looked up per batch, not kept: the series are made anew when workers fork (metrics.py)
+            rows = self.metrics.batch_rows.labels(*labels)
+            waits = self.metrics.queue_seconds.labels(*labels)
             rows.observe(stats.rows)
             for wait in stats.queue_waits_s:
                 waits.observe(wait)
@@ -509,7 +516,9 @@ class ModelHost:
         if served.batcher is not None:
             served.batcher.close()
         served.loaded.unload()
-        self.metrics.loaded.dec()
+        with self._lock:
+            self._loaded_count -= 1
+            self.metrics.loaded.set(self._loaded_count)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.options.poll_interval_s):

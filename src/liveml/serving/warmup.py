@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from liveml.errors import LivemlError
 from liveml.registry import Registry
 from liveml.registry.loading import LoadedModel
 from liveml.registry.profile import CategoricalProfile, NumericProfile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("liveml.serving")
 
@@ -28,6 +30,8 @@ def warm_up(registry: Registry, model: LoadedModel) -> bool:
 
 
 def typical_rows(registry: Registry, model: LoadedModel) -> pd.DataFrame | None:
+    import pandas as pd
+
     if model.version.input_example:
         return pd.DataFrame(model.version.input_example)
     profile = registry.reference_profile(model.version.ref) if model.version.has_reference else None
