@@ -1,12 +1,17 @@
-"""Shared fixtures: settings per backend (SQLite file, real PostgreSQL), registries, and real trained models."""
+"""Shared fixtures: settings per backend (SQLite file, real PostgreSQL), registries, real trained models, and
+the `liveml` command run in-process."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import joblib
 import pandas as pd
@@ -42,9 +47,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(problem)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on the real server, dropped afterwards."""
+@contextmanager
+def new_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the real server (skips when none answers), dropped afterwards."""
     problem = postgres_problem()
     if problem:
         pytest.skip(problem)
@@ -53,13 +58,41 @@ def postgres_url() -> Iterator[str]:
     name = f"liveml_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="session")
+def postgres_scratch() -> Iterator[str]:
+    """This test process's own PostgreSQL database, emptied for each test that asks for one."""
+    with new_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_scratch: str) -> str:
+    """An empty PostgreSQL database on the real server. Emptying one (its connections ended, its schema
+    dropped and made again) costs a fraction of creating and dropping a database for every test."""
+    import psycopg
+
+    with psycopg.connect(postgres_scratch, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return postgres_scratch
+
+
+#: the metadata backends every registry test runs on
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for a fresh data home, on each metadata backend."""
     home = tmp_path / "home"
@@ -74,6 +107,19 @@ def registry(settings: Settings) -> Iterator[Registry]:
     reg = Registry.init(settings)
     yield reg
     reg.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_registry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """One registry for a whole module, on each metadata backend: for tests that only read it, or that
+    check that a refused request changed nothing (one server answers them all)."""
+    home = tmp_path_factory.mktemp("module") / "home"
+    with ExitStack() as stack:
+        url = stack.enter_context(new_postgres_database()) if request.param == "postgres" else None
+        registry = stack.enter_context(Registry.init(Settings(home=home, database_url=url, user="tester")))
+        yield registry
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +149,47 @@ def model_files(tmp_path_factory: pytest.TempPathFactory, iris_frame: pd.DataFra
         "reference_with_label": root / "reference_with_label.csv",
         "rows": root / "rows.csv",
     }
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run ``liveml ARGS`` in this process, as a user would type it, in a fresh data home (``tmp_path /
+    "home"``): the same entry point as the ``liveml`` command, without starting an interpreter each time."""
+    monkeypatch.setenv("LIVEML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LIVEML_USER", "tester")
+    monkeypatch.chdir(tmp_path)
+
+    from liveml.cli.main import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def checked(cli: Cli, *args: str, ok: tuple[int, ...] = (0,)) -> CliResult:
+    """``cli(*args)``, asserting that its exit code is one of ``ok`` and that it printed no traceback."""
+    done = cli(*args)
+    assert done.code in ok, f"{args}: exit code {done.code}\n{done.out}\n{done.err}"
+    assert "Traceback" not in done.err
+    return done

@@ -1,8 +1,8 @@
-"""`liveml batch run` / `liveml jobs` as a user runs them, including a real SIGKILL and resume."""
+"""`liveml batch run` / `liveml jobs` as a user runs them, including a real SIGKILL and resume. Jobs run
+in real `liveml` processes; the commands that only read or refuse run in-process (the same entry point)."""
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import re
@@ -19,6 +19,7 @@ import pytest
 
 from liveml import Registry, Settings
 from liveml.jobs.store import JobStore
+from tests.conftest import Cli, checked
 
 LIVEML = [sys.executable, "-m", "liveml.cli.main"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -38,15 +39,15 @@ def _cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 
 @pytest.fixture
-def home(tmp_path: Path, model_files: dict[str, Path]) -> Path:
-    home = tmp_path / "home"
-    _cli(home, "init")
-    _cli(home, "push", "churn", str(model_files["forest"]), "--alias", "production")
-    return home
+def home(tmp_path: Path, model_files: dict[str, Path], cli: Cli) -> Path:
+    checked(cli, "init")
+    checked(cli, "push", "churn", str(model_files["forest"]), "--alias", "production")
+    return tmp_path / "home"  # the cli fixture's data home
 
 
-@pytest.fixture
-def customers(tmp_path: Path, iris_frame: pd.DataFrame) -> Path:
+@pytest.fixture(scope="module")
+def customers(tmp_path_factory: pytest.TempPathFactory, iris_frame: pd.DataFrame) -> Path:
+    """120,000 rows to score (read only: a test that needs other rows writes its own file)."""
     rng = np.random.default_rng(5)
     frame = (
         iris_frame.drop(columns=["target"])
@@ -55,12 +56,12 @@ def customers(tmp_path: Path, iris_frame: pd.DataFrame) -> Path:
     )
     frame[FEATURES] += rng.normal(scale=0.05, size=frame.shape)
     frame.insert(0, "customer_id", np.arange(len(frame)))
-    path = tmp_path / "customers.parquet"
+    path = tmp_path_factory.mktemp("customers") / "customers.parquet"
     frame.to_parquet(path)
     return path
 
 
-def test_run_list_show(home: Path, tmp_path: Path, customers: Path) -> None:
+def test_run_list_show(home: Path, tmp_path: Path, customers: Path, cli: Cli) -> None:
     out = tmp_path / "scores.parquet"
     result = _cli(
         home,
@@ -77,7 +78,7 @@ def test_run_list_show(home: Path, tmp_path: Path, customers: Path) -> None:
     assert "job 1 succeeded: 120,000 rows → 120,000 predictions by churn:1" in result.stderr
     scores = pd.read_parquet(out)
     assert len(scores) == 120_000 and scores["customer_id"].is_monotonic_increasing
-    [job] = json.loads(_cli(home, "jobs", "--json").stdout)
+    [job] = checked(cli, "jobs", "--json").json()
     assert (job["id"], job["status"], job["rows_done"], job["errors"], job["version"]) == (
         1,
         "succeeded",
@@ -86,21 +87,17 @@ def test_run_list_show(home: Path, tmp_path: Path, customers: Path) -> None:
         1,
     )
     assert job["spec"]["input"] == str(customers) and job["rows_per_s"] > 0
-    assert "churn:1" in _cli(home, "jobs").stdout
-    assert "120,000 of 120,000 read" in _cli(home, "jobs", "show", "1").stdout
-    missing = _cli(
-        home, "batch", "run", "churn", "-i", str(tmp_path / "nope.csv"), "-o", str(out), check=False
-    )
-    assert (
-        missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
-    )
-    both = _cli(home, "batch", "run", "churn", "-o", str(out), check=False)
-    assert both.returncode == 2 and "exactly one of input" in both.stderr
-    assert len(json.loads(_cli(home, "jobs", "--json").stdout)) == 1  # refused jobs are not recorded
+    assert "churn:1" in checked(cli, "jobs").out
+    assert "120,000 of 120,000 read" in checked(cli, "jobs", "show", "1").out
+    missing = checked(cli, "batch", "run", "churn", "-i", str(tmp_path / "nope.csv"), "-o", str(out), ok=(1,))
+    assert "does not exist" in missing.err
+    both = checked(cli, "batch", "run", "churn", "-o", str(out), ok=(2,))
+    assert "exactly one of input" in both.err
+    assert len(checked(cli, "jobs", "--json").json()) == 1  # refused jobs are not recorded
 
 
 def test_a_job_killed_with_sigkill_resumes_to_the_uninterrupted_output(
-    home: Path, tmp_path: Path, customers: Path
+    home: Path, tmp_path: Path, customers: Path, cli: Cli
 ) -> None:
     frame = pd.read_parquet(customers).head(60_000)
     customers = tmp_path / "smaller.parquet"
@@ -152,18 +149,18 @@ def test_a_job_killed_with_sigkill_resumes_to_the_uninterrupted_output(
         assert killed.status == "running" and killed.stale, "the kill must land mid-job"
         assert 10 <= killed.chunks_done < 200 and killed.display_status == "interrupted"
     assert not (tmp_path / "killed.parquet").exists()
-    listing = {j["id"]: j for j in json.loads(_cli(home, "jobs", "--json").stdout)}
+    listing = {j["id"]: j for j in checked(cli, "jobs", "--json").json()}
     assert listing[2]["display_status"] == "interrupted"
     result = _cli(home, "jobs", "resume", "2")
     assert "job 2 succeeded: 60,000 rows" in result.stderr
     whole, resumed = pd.read_parquet(tmp_path / "whole.parquet"), pd.read_parquet(tmp_path / "killed.parquet")
     pd.testing.assert_frame_equal(whole.drop(columns="prediction_id"), resumed.drop(columns="prediction_id"))
-    uid = json.loads(_cli(home, "jobs", "show", "2", "--json").stdout)["uid"]
+    uid = checked(cli, "jobs", "show", "2", "--json").json()["uid"]
     assert resumed["prediction_id"].tolist() == [
         f"{uid}{i:016x}" for i in range(60_000)
     ]  # none twice, none missing
-    again = _cli(home, "jobs", "resume", "2", check=False)
-    assert again.returncode == 1 and "already succeeded" in again.stderr
+    again = checked(cli, "jobs", "resume", "2", ok=(1,))
+    assert "already succeeded" in again.err
 
 
 def test_progress_bar_on_a_terminal(home: Path, tmp_path: Path, customers: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +29,29 @@ def _run(args: list[str], cwd: Path) -> str:
     return done.stdout
 
 
+#: the tours share one demo run: on one test worker where `--dist loadgroup` groups (pytest-xdist 3.8 does
+#: not with pytest 9.2: pytest-dev/pytest-xdist#1386), else one run per worker
+ON_ONE_WORKER = pytest.mark.xdist_group("examples")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A folder where `python examples/demo.py` ran (as `make run` runs it), and what it printed. Every
+    tour runs in a copy of it, so the demo trains and pushes once per test worker, not once per tour."""
+    folder = tmp_path_factory.mktemp("demo")
+    return folder, _run([sys.executable, str(ROOT / "examples" / "demo.py")], folder)
+
+
+def _after_demo(demo: tuple[Path, str], tmp_path: Path) -> str:
+    """The demo's folder copied into ``tmp_path`` (its registry included); what the demo printed."""
+    shutil.copytree(demo[0], tmp_path, dirs_exist_ok=True)
+    return demo[1]
+
+
 @pytest.mark.slow
-def test_demo_then_the_tours(tmp_path: Path) -> None:
-    first = _run([sys.executable, str(ROOT / "examples" / "demo.py")], tmp_path)
+@ON_ONE_WORKER
+def test_demo_then_the_tours(tmp_path: Path, demo: tuple[Path, str]) -> None:
+    first = _after_demo(demo, tmp_path)
     assert "pushed churn:1 with alias production" in first and "predictions from churn:1" in first
     again = _run([sys.executable, str(ROOT / "examples" / "demo.py")], tmp_path)
     assert "already serves this exact model as churn:1" in again
@@ -59,8 +80,9 @@ def test_docs_show_the_example_files_as_they_are() -> None:
 
 
 @pytest.mark.slow
-def test_batch_tour(tmp_path: Path) -> None:
-    _run([sys.executable, str(ROOT / "examples" / "demo.py")], tmp_path)
+@ON_ONE_WORKER
+def test_batch_tour(tmp_path: Path, demo: tuple[Path, str]) -> None:
+    _after_demo(demo, tmp_path)
     tour = _run(["bash", str(ROOT / "examples" / "batch_tour.sh")], tmp_path)
     assert "C00003" in tour and "expects integer values, got 'ten'" in tour
     scores = pd.read_parquet(tmp_path / "demo" / "scores.parquet")
@@ -77,10 +99,11 @@ def test_batch_tour(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_monitoring_tour(tmp_path: Path) -> None:
+@ON_ONE_WORKER
+def test_monitoring_tour(tmp_path: Path, demo: tuple[Path, str]) -> None:
     import socket
 
-    _run([sys.executable, str(ROOT / "examples" / "demo.py")], tmp_path)
+    _after_demo(demo, tmp_path)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

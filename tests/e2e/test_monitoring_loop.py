@@ -6,10 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,9 +19,9 @@ import pandas as pd
 import pytest
 
 from tests.browser import require_chromium, run_chromium
+from tests.conftest import Cli, checked
 from tests.e2e.test_serve_cli import serving
 
-LIVEML = [sys.executable, "-m", "liveml.cli.main"]
 SECRET = "hook-secret"
 pytestmark = pytest.mark.slow
 
@@ -52,24 +49,14 @@ def webhook() -> Iterator[str]:
     server.shutdown()
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEML_")}
-    return {**env, "LIVEML_HOME": str(home), "LIVEML_LOG_FLUSH_S": "0.2", "LIVEML_MONITOR_INTERVAL_S": "1"}
-
-
-def _cli(home: Path, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*LIVEML, *args], env=_env(home), capture_output=True, text=True, timeout=300)
-    assert done.returncode in ok, f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done
-
-
 def test_serve_shift_label_monitor_alert_report(
-    tmp_path: Path, model_files: dict[str, Path], iris_frame: pd.DataFrame, webhook: str
+    tmp_path: Path, model_files: dict[str, Path], iris_frame: pd.DataFrame, webhook: str, cli: Cli
 ) -> None:
-    home = tmp_path / "home"
-    _cli(home, "init")
-    _cli(
-        home,
+    """`liveml serve` is a real process; the other commands run in-process (the same entry point)."""
+    home = tmp_path / "home"  # the cli fixture's data home too
+    checked(cli, "init")
+    checked(
+        cli,
         "push",
         "iris",
         str(model_files["forest"]),
@@ -78,7 +65,7 @@ def test_serve_shift_label_monitor_alert_report(
         "--reference",
         str(model_files["reference"]),
     )
-    _cli(home, "alerts", "add", "iris", "--metric", "drift_share", "--above", "0.3", "--min-rows", "100",
+    checked(cli, "alerts", "add", "iris", "--metric", "drift_share", "--above", "0.3", "--min-rows", "100",
          "--window", "1h", "--webhook", webhook, "--secret", SECRET)  # fmt: skip
     rng = np.random.default_rng(0)
     features = iris_frame.drop(columns=["target"])
@@ -124,8 +111,7 @@ def test_serve_shift_label_monitor_alert_report(
     assert (notice["kind"], notice["model"], notice["metric"]) == ("fired", "iris", "drift_share")
     assert notice["value"] > 0.3 and notice["rows"] >= 100
 
-    run = _cli(home, "monitor", "run", "iris", "--window", "1h", "--json", ok=(3,))  # 3: drift found
-    result = json.loads(run.stdout)
+    result = checked(cli, "monitor", "run", "iris", "--window", "1h", "--json", ok=(3,)).json()  # 3: drift
     assert result["rows"] == 600 and result["dataset"]["drift"] is True
     assert result["error_rate"] == pytest.approx(5 / 65)  # 5 refused requests, 60 answered
     drifted = {f["column"] for f in result["features"] if f["drift"]}
@@ -135,7 +121,7 @@ def test_serve_shift_label_monitor_alert_report(
     assert any(m["name"] == "accuracy" for m in result["estimated"]["metrics"])
 
     report = tmp_path / "report.html"
-    _cli(home, "monitor", "report", "iris", "--window", "1h", "--html", str(report))
+    checked(cli, "monitor", "report", "iris", "--window", "1h", "--html", str(report))
     require_chromium("the monitoring report")
     page = run_chromium(report.as_uri(), tmp_path / "chromium", "--dump-dom", budget_ms=5000, offline=True)
     assert "petal_length" in page.stdout and page.stdout.count("<svg") >= 6

@@ -1,6 +1,7 @@
 """API keys and HTTPS as a user meets them: `liveml init` shows the admin key once and keeps it in a 0600
 file, `liveml keys create/list/revoke`, `--no-auth` refused off loopback, and `liveml serve` over HTTPS
-with a freshly generated self-signed certificate."""
+with a freshly generated self-signed certificate. `liveml serve` and the first `liveml init` run as real
+processes; the other commands run in-process (the same entry point, without a new interpreter each)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 import liveml
 from liveml import Settings
+from tests.conftest import Cli, checked
 from tests.e2e.test_serve_cli import LIVEML, _env, serving
 
 KEY_TEXT = r"lml_[0-9a-f]{16}_[A-Za-z0-9_-]{43}"
@@ -29,10 +31,10 @@ def _cli(home: Path, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.Compl
     return done
 
 
-def test_init_keys_create_list_revoke(tmp_path: Path) -> None:
+def test_init_keys_create_list_revoke(tmp_path: Path, cli: Cli) -> None:
     import re
 
-    home = tmp_path / "home"
+    home = tmp_path / "home"  # the cli fixture's data home too
     first = _cli(home, "init")
     shown = re.findall(KEY_TEXT, first.stdout)
     assert len(shown) == 1 and "shown this once" in first.stdout
@@ -40,19 +42,19 @@ def test_init_keys_create_list_revoke(tmp_path: Path) -> None:
     credentials = home / "credentials"
     assert credentials.read_text().strip() == admin
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
-    again = _cli(home, "init")  # safe to run again: no second admin key, nothing shown
-    assert not re.findall(KEY_TEXT, again.stdout) and "admin key exists already" in again.stdout
+    again = checked(cli, "init")  # safe to run again: no second admin key, nothing shown
+    assert not re.findall(KEY_TEXT, again.out) and "admin key exists already" in again.out
     assert credentials.read_text().strip() == admin
 
-    created = _cli(
-        home, "keys", "create", "--role", "predictor", "--models", "churn,fraud", "--expires", "90d"
+    created = checked(
+        cli, "keys", "create", "--role", "predictor", "--models", "churn,fraud", "--expires", "90d"
     )
-    key = created.stdout.strip()
-    assert re.fullmatch(KEY_TEXT, key) and "only time the key is shown" in created.stderr
-    listed = _cli(home, "keys", "list").stdout + _cli(home, "keys", "list", "--json").stdout
+    key = created.out.strip()
+    assert re.fullmatch(KEY_TEXT, key) and "only time the key is shown" in created.err
+    listed = checked(cli, "keys", "list").out + checked(cli, "keys", "list", "--json").out
     assert admin not in listed and key not in listed
     assert admin[len("lml_") + 17 :] not in listed and key[len("lml_") + 17 :] not in listed
-    rows = json.loads(_cli(home, "keys", "list", "--json").stdout)
+    rows = json.loads(checked(cli, "keys", "list", "--json").out)
     assert [(r["role"], r["models"], r["status"]) for r in rows] == [
         ("admin", None, "active"),
         ("predictor", ["churn", "fraud"], "active"),
@@ -60,36 +62,37 @@ def test_init_keys_create_list_revoke(tmp_path: Path) -> None:
     assert rows[1]["expires_at"] is not None and rows[0]["expires_at"] is None
     predictor_id = key.split("_")[1]
     assert rows[1]["id"] == predictor_id
-    _cli(home, "keys", "revoke", predictor_id)
-    assert json.loads(_cli(home, "keys", "list", "--json").stdout)[1]["status"] == "revoked"
-    assert "already revoked" in _cli(home, "keys", "revoke", predictor_id, ok=(1,)).stderr
-    assert "no API key" in _cli(home, "keys", "revoke", "0123456789abcdef", ok=(1,)).stderr
-    assert "unknown role" in _cli(home, "keys", "create", "--role", "root", ok=(2,)).stderr
+    checked(cli, "keys", "revoke", predictor_id)
+    assert json.loads(checked(cli, "keys", "list", "--json").out)[1]["status"] == "revoked"
+    assert "already revoked" in checked(cli, "keys", "revoke", predictor_id, ok=(1,)).err
+    assert "no API key" in checked(cli, "keys", "revoke", "0123456789abcdef", ok=(1,)).err
+    assert "unknown role" in checked(cli, "keys", "create", "--role", "root", ok=(2,)).err
     assert (
         "predictor keys only"
-        in _cli(home, "keys", "create", "--role", "viewer", "--models", "a", ok=(2,)).stderr
+        in checked(cli, "keys", "create", "--role", "viewer", "--models", "a", ok=(2,)).err
     )
     assert (
         "not a duration"
-        in _cli(home, "keys", "create", "--role", "viewer", "--expires", "soon", ok=(2,)).stderr
+        in checked(cli, "keys", "create", "--role", "viewer", "--expires", "soon", ok=(2,)).err
     )
 
 
-def test_no_auth_only_on_loopback(tmp_path: Path) -> None:
+def test_no_auth_only_on_loopback(tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    _cli(home, "init")
+    checked(cli, "init")
     refused = _cli(home, "serve", "--host", "0.0.0.0", "--no-auth", ok=(2,))
     assert "only on a loopback address" in refused.stderr and "LIVEML_PLATFORM_AUTH" in refused.stderr
-    also = subprocess.run(
-        [*LIVEML, "serve", "--host", "0.0.0.0"],
-        env={**_env(home), "LIVEML_AUTH": "false"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert also.returncode == 2 and "only on a loopback address" in also.stderr
-    half = _cli(home, "serve", "--ssl-certfile", str(tmp_path / "cert.pem"), ok=(2,))
-    assert "both --ssl-certfile and --ssl-keyfile" in half.stderr
+
+    def started(*args: object, **kwargs: object) -> None:  # a tripwire: refused means never started
+        raise AssertionError("liveml serve started a server instead of refusing")
+
+    monkeypatch.setattr("liveml.cli.serve._run", started)
+    with monkeypatch.context() as env:
+        env.setenv("LIVEML_AUTH", "false")
+        also = checked(cli, "serve", "--host", "0.0.0.0", ok=(2,))
+    assert "only on a loopback address" in also.err
+    half = checked(cli, "serve", "--ssl-certfile", str(tmp_path / "cert.pem"), ok=(2,))
+    assert "both --ssl-certfile and --ssl-keyfile" in half.err
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
@@ -130,10 +133,10 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_serve_over_https_with_keys(tmp_path: Path, model_files: dict[str, Path]) -> None:
+def test_serve_over_https_with_keys(tmp_path: Path, model_files: dict[str, Path], cli: Cli) -> None:
     home = tmp_path / "home"
-    _cli(home, "init")
-    _cli(home, "push", "iris", str(model_files["logistic"]), "--alias", "production", "--no-compile")
+    checked(cli, "init")
+    checked(cli, "push", "iris", str(model_files["logistic"]), "--alias", "production", "--no-compile")
     cert, key = _self_signed(tmp_path)
     args = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
     trust = ssl.create_default_context(cafile=str(cert))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import Cli, checked
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVEML = [sys.executable, "-m", "liveml.cli.main"]
@@ -86,24 +89,48 @@ def serving(
                 proc.kill()
 
 
+def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
+    """What the process wrote up to and including the line with ``marker`` (read as raw bytes, so the rest
+    of its output is left for ``proc.stdout.read()``)."""
+    assert proc.stdout is not None
+    seen, deadline = b"", time.monotonic() + timeout
+    while marker.encode() not in seen[: seen.rfind(b"\n") + 1]:  # in a whole line
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(proc.stdout.fileno(), 1) if ready else b""
+        if not chunk:
+            raise AssertionError(f"no {marker!r} in the output of liveml serve:\n{seen.decode()}")
+        seen += chunk
+    return seen.decode()
+
+
 @pytest.mark.slow
-def test_serve_prints_a_working_curl_and_stops_cleanly(tmp_path: Path, model_files: dict[str, Path]) -> None:
-    home = tmp_path / "home"
-    for args in (
-        ["init"],
-        [
-            "push",
-            "iris",
-            str(model_files["forest"]),
-            "--alias",
-            "production",
-            "--reference",
-            str(model_files["reference"]),
-        ],
-    ):
-        subprocess.run([*LIVEML, *args], env=_env(home), check=True, capture_output=True, timeout=120)
+def test_serve_prints_a_working_curl_and_stops_cleanly(
+    tmp_path: Path, model_files: dict[str, Path], cli: Cli
+) -> None:
+    home = tmp_path / "home"  # the cli fixture's data home too
+    checked(cli, "init")
+    checked(
+        cli,
+        "push",
+        "iris",
+        str(model_files["forest"]),
+        "--alias",
+        "production",
+        "--reference",
+        str(model_files["reference"]),
+    )
     with serving([], home, tmp_path, auth=True) as (url, proc):
         key = (home / "credentials").read_text().strip()
+        head = _read_until(proc, "try: curl")
+        curl = re.search(r"(try: )(curl -X POST (\S+) .+ -d '.+')", head)
+        assert curl is not None, head
+        assert f'-H "Authorization: Bearer $(cat {home / "credentials"})"' in curl[2]
+        # the curl it printed works, as printed (through a shell)
+        done = subprocess.run(
+            ["bash", "-c", curl[2] + " --fail-with-body -sS"], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert json.loads(done.stdout)["version"] == 1
         refused = httpx.post(f"{url}/v1/models/iris/predict", json={"inputs": [{"sepal_length": 1}]})
         assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
         # the client example and `predict --url` send the key `liveml init` saved in the credentials file
@@ -142,22 +169,10 @@ def test_serve_prints_a_working_curl_and_stops_cleanly(tmp_path: Path, model_fil
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal so the exit status says why it stopped
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-        log = proc.stdout.read() if proc.stdout else ""
+        log = head + (proc.stdout.read() if proc.stdout else "")
     assert "Finished server process" in log
     assert "serving iris:1 (production)" in log
-    curl = re.search(r"(try: )(curl -X POST (\S+) .+ -d '.+')", log)
-    assert curl is not None, log
-    assert f'-H "Authorization: Bearer $(cat {home / "credentials"})"' in curl[2]
-    # the curl it printed works, as printed (through a shell), once the server runs again
-    with serving([], home, tmp_path, auth=True) as (url2, _):
-        done = subprocess.run(
-            ["bash", "-c", curl[2].replace(url, url2) + " --fail-with-body -sS"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr + done.stdout
-        assert json.loads(done.stdout)["version"] == 1 and key not in log
+    assert curl[3] == f"{url}/v1/models/iris/predict" and key not in log
     assert "Traceback" not in log
 
 
@@ -188,15 +203,12 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.slow
 def test_worker_processes_share_the_port_survive_a_crash_and_follow_aliases(
-    tmp_path: Path, model_files: dict[str, Path]
+    tmp_path: Path, model_files: dict[str, Path], cli: Cli
 ) -> None:
-    home = tmp_path / "home"
-    for args in (
-        ["init"],
-        ["push", "iris", str(model_files["logistic"]), "--alias", "production"],
-        ["push", "iris", str(model_files["forest"])],
-    ):
-        subprocess.run([*LIVEML, *args], env=_env(home), check=True, capture_output=True, timeout=120)
+    home = tmp_path / "home"  # the cli fixture's data home too
+    checked(cli, "init")
+    checked(cli, "push", "iris", str(model_files["logistic"]), "--alias", "production")
+    checked(cli, "push", "iris", str(model_files["forest"]))
     row = {"inputs": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}
     key = {"Authorization": f"Bearer {(home / 'credentials').read_text().strip()}"}
     with serving(["--workers", "2", "--poll", "0.2"], home, tmp_path, auth=True) as (url, proc):
@@ -221,9 +233,7 @@ def test_worker_processes_share_the_port_survive_a_crash_and_follow_aliases(
             ) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert len(_children(proc.pid)) == 2 and _children(proc.pid) != workers
-            subprocess.run(
-                [*LIVEML, "alias", "set", "iris", "production", "2"], env=_env(home), check=True, timeout=60
-            )
+            checked(cli, "alias", "set", "iris", "production", "2")  # from outside the server's processes
             deadline = time.monotonic() + 30  # every worker follows the move by itself
             while time.monotonic() < deadline:
                 seen = {http.post("/v1/models/iris/predict", json=row).json()["version"] for _ in range(30)}

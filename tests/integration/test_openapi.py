@@ -237,6 +237,8 @@ def chromium() -> str:
 
 
 @pytest.mark.slow
+# the browser renders the same document on either backend (the document itself is checked on both)
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_docs_renders_in_headless_chromium(chromium: str, served: Served, tmp_path: Path) -> None:
     wanted = [
         'id="operations-tag-iris"',

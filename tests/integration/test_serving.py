@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,8 +22,8 @@ from liveml.serving.host import HostOptions
 from tests.live_server import LiveServer
 
 
-@pytest.fixture
-def served(registry: Registry, model_files: dict[str, Path]) -> Iterator[tuple[str, MemorySink]]:
+@contextmanager
+def _serving(registry: Registry, model_files: dict[str, Path]) -> Iterator[tuple[str, MemorySink]]:
     registry.push("iris", model_files["forest"], aliases=["production"], reference=model_files["reference"])
     registry.push("iris", model_files["logistic"], aliases=["staging"])
     sink = MemorySink()
@@ -30,6 +31,19 @@ def served(registry: Registry, model_files: dict[str, Path]) -> Iterator[tuple[s
     app = create_app(host, context=ApiContext(host=host, max_body_bytes=256 * 1024))
     with LiveServer(app) as server:
         yield server.url, sink
+
+
+@pytest.fixture
+def served(registry: Registry, model_files: dict[str, Path]) -> Iterator[tuple[str, MemorySink]]:
+    with _serving(registry, model_files) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def refusing(module_registry: Registry, model_files: dict[str, Path]) -> Iterator[tuple[str, MemorySink]]:
+    """One server for the requests that must be refused (so nothing they send is kept)."""
+    with _serving(module_registry, model_files) as served:
+        yield served
 
 
 def _rows(model_files: dict[str, Path], n: int = 5) -> pd.DataFrame:
@@ -114,14 +128,15 @@ BAD = [
 
 @pytest.mark.parametrize(("body", "content_type", "status", "message"), BAD)
 def test_bad_input_gets_a_clear_4xx(
-    served: tuple[str, MemorySink], body: bytes, content_type: str, status: int, message: str
+    refusing: tuple[str, MemorySink], body: bytes, content_type: str, status: int, message: str
 ) -> None:
-    url, _ = served
+    url, sink = refusing
     with httpx.Client(base_url=url) as http:
         response = http.post("/v1/models/iris/predict", content=body, headers={"content-type": content_type})
         assert response.status_code == status
         assert message in response.json()["error"]
         assert http.get("/health/ready").status_code == 200  # and the server keeps answering
+    assert sink.records == []  # no prediction was made (nor logged) for any refused request
 
 
 def test_limits_and_unknown_models(served: tuple[str, MemorySink], model_files: dict[str, Path]) -> None:

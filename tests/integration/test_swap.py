@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,12 @@ from liveml.serving.host import HostOptions
 from tests.live_server import LiveServer
 
 LOAD_THREADS = 4
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_swap_under_load(registry: Registry, settings: Settings, model_files: dict[str, Path]) -> None:
@@ -48,7 +55,7 @@ def test_swap_under_load(registry: Registry, settings: Settings, model_files: di
         threads = [threading.Thread(target=load, args=(i,)) for i in range(LOAD_THREADS)]
         for thread in threads:
             thread.start()
-        time.sleep(1.0)
+        _wait_until(lambda: all(len(answers) >= 3 for answers in results))  # all under load, on version 1
         env = {**os.environ, "LIVEML_HOME": str(settings.home), "LIVEML_USER": "deployer"}
         if settings.database_url:
             env["LIVEML_DATABASE_URL"] = settings.database_url
@@ -60,10 +67,10 @@ def test_swap_under_load(registry: Registry, settings: Settings, model_files: di
             timeout=60,
         )
         assert moved.returncode == 0, moved.stderr
-        deadline = time.monotonic() + 30  # bounded: the swap is expected within ~2 s
-        while time.monotonic() < deadline and not any(r[1] == 2 for rs in results for r in rs[-5:]):
-            time.sleep(0.1)
-        time.sleep(0.5)
+        # bounded: the swap is expected within ~2 s; then every thread goes on for a few more answers
+        _wait_until(lambda: all(any(r[1] == 2 for r in answers[-3:]) for answers in results))
+        seen = [len(answers) for answers in results]
+        _wait_until(lambda: all(len(a) >= n + 5 for a, n in zip(results, seen, strict=True)))
         stop.set()
         for thread in threads:
             thread.join(timeout=30)

@@ -239,9 +239,11 @@ def _scheduler(settings: Settings, *, enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    from liveml.jobs.scheduler import Scheduler
+    from liveml.jobs.scheduler import DEFAULT_POLL_S, Scheduler
 
-    running = Scheduler(settings).start()
+    # wake often enough for a monitor interval shorter than the default poll
+    poll_s = min(DEFAULT_POLL_S, settings.monitor_interval_s or DEFAULT_POLL_S)
+    running = Scheduler(settings, poll_s=max(poll_s, 0.5)).start()
     try:
         yield
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,12 +20,25 @@ from tests.live_server import LiveServer
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def server(registry: Registry, model_files: dict[str, Path]) -> Iterator[str]:
+@contextmanager
+def _serving(registry: Registry, model_files: dict[str, Path]) -> Iterator[str]:
     registry.push("churn", model_files["forest"], aliases=["production"])
     host = ModelHost(registry, options=HostOptions(poll_interval_s=0.5))
     with LiveServer(create_app(host)) as live:
         yield live.url
+
+
+@pytest.fixture
+def server(registry: Registry, model_files: dict[str, Path]) -> Iterator[str]:
+    with _serving(registry, model_files) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def refusing(module_registry: Registry, model_files: dict[str, Path]) -> Iterator[str]:
+    """One server for the requests that must be refused and record nothing (so no job is ever made)."""
+    with _serving(module_registry, model_files) as url:
+        yield url
 
 
 def test_submit_and_follow_a_job(server: str, tmp_path: Path, iris_frame: pd.DataFrame) -> None:
@@ -77,21 +91,21 @@ def test_submit_and_follow_a_job(server: str, tmp_path: Path, iris_frame: pd.Dat
     ],
 )
 def test_bad_submissions_get_clear_errors_and_record_nothing(
-    server: str, tmp_path: Path, iris_frame: pd.DataFrame, body: str, status: int, says: str
+    refusing: str, tmp_path: Path, iris_frame: pd.DataFrame, body: str, status: int, says: str
 ) -> None:
     iris_frame.to_parquet(tmp_path / "in.parquet")
     response = httpx.post(
-        f"{server}/v1/jobs",
+        f"{refusing}/v1/jobs",
         content=body.replace("IN", str(tmp_path / "in.parquet")),
         headers={"content-type": "application/json"},
     )
     assert response.status_code == status, response.text
     assert says in response.json()["error"]
-    assert httpx.get(f"{server}/v1/jobs").json()["jobs"] == []
+    assert httpx.get(f"{refusing}/v1/jobs").json()["jobs"] == []
 
 
-def test_unknown_and_malformed_job_ids(server: str) -> None:
-    assert httpx.get(f"{server}/v1/jobs/42").status_code == 404
-    response = httpx.get(f"{server}/v1/jobs/abc")
+def test_unknown_and_malformed_job_ids(refusing: str) -> None:
+    assert httpx.get(f"{refusing}/v1/jobs/42").status_code == 404
+    response = httpx.get(f"{refusing}/v1/jobs/abc")
     assert response.status_code == 400 and "not a number" in response.json()["error"]
-    assert httpx.get(f"{server}/v1/jobs", params={"limit": "0"}).status_code == 400
+    assert httpx.get(f"{refusing}/v1/jobs", params={"limit": "0"}).status_code == 400

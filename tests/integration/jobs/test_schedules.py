@@ -46,6 +46,13 @@ def churn(registry: Registry, model_files: dict[str, Path]) -> Registry:
     return registry
 
 
+@pytest.fixture(scope="module")
+def refusing(module_registry: Registry, model_files: dict[str, Path]) -> Registry:
+    """``churn`` for the whole module, for schedules that must be refused (so none is ever stored)."""
+    module_registry.push("churn", model_files["logistic"], aliases=["production"])
+    return module_registry
+
+
 @pytest.fixture
 def schedulers(churn: Registry) -> Iterator[list[Scheduler]]:
     """Make schedulers with ``schedulers.append(...)``; all are stopped afterwards."""
@@ -127,9 +134,9 @@ def test_create_list_pause_resume_delete(churn: Registry) -> None:
     ],
 )
 def test_bad_schedules_are_refused_and_nothing_is_stored(
-    churn: Registry, model: str, cron: str, fields: dict[str, Any], options: dict[str, str], message: str
+    refusing: Registry, model: str, cron: str, fields: dict[str, Any], options: dict[str, str], message: str
 ) -> None:
-    store = ScheduleStore(churn)
+    store = ScheduleStore(refusing)
     with pytest.raises((Invalid, NotFound), match=message) as caught:
         store.create(model, cron, fields, **options)
     assert "\n" not in str(caught.value)

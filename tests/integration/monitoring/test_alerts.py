@@ -499,8 +499,7 @@ class Ran:
     err: str
 
 
-@pytest.fixture
-def alerts_cli(
+def _alerts_cli(
     store: AlertStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., Ran]:
     """``liveml alerts ...`` through the real entry point (its error handling included) on this registry."""
@@ -527,6 +526,27 @@ def alerts_cli(
         return Ran(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def alerts_cli(
+    store: AlertStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Ran]:
+    return _alerts_cli(store, monkeypatch, capsys)
+
+
+@pytest.fixture(scope="module")
+def refusing_store(module_registry: Registry, model_files: dict[str, Path]) -> AlertStore:
+    """``churn`` for the whole module, for rules that must be refused (so none is ever stored)."""
+    module_registry.push("churn", model_files["logistic"], reference=model_files["reference"])
+    return AlertStore(module_registry)
+
+
+@pytest.fixture
+def refusing_cli(
+    refusing_store: AlertStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Ran]:
+    return _alerts_cli(refusing_store, monkeypatch, capsys)
 
 
 def test_cli_add_list_events_test_and_delete(
@@ -604,11 +624,12 @@ def test_cli_test_reports_a_dead_channel(alerts_cli: Callable[..., Ran]) -> None
     ],
 )
 def test_cli_bad_input_is_one_clear_line(
-    alerts_cli: Callable[..., Ran], args: list[str], message: str
+    refusing_cli: Callable[..., Ran], refusing_store: AlertStore, args: list[str], message: str
 ) -> None:
-    ran = alerts_cli("add", "churn", *args)
+    ran = refusing_cli("add", "churn", *args)
     assert ran.code == 2 and message in ran.err and "Traceback" not in ran.err, ran.err
     assert len(ran.err.strip().splitlines()) == 1
+    assert refusing_store.list() == []  # and no rule was stored
 
 
 def test_cli_unknown_model_and_rule(alerts_cli: Callable[..., Ran]) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,34 +22,31 @@ from liveml.api.context import ApiContext
 from liveml.cli.audit import audit_app
 from liveml.security import audit
 from liveml.serving import ModelHost
+from tests.conftest import Cli, CliResult
 from tests.live_server import LiveServer
 
 
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Cli = Callable[..., CliResult]
-
-
-@pytest.fixture
-def churn(registry: Registry, model_files: dict[str, Path]) -> Registry:
+def _churn(registry: Registry, model_files: dict[str, Path]) -> Registry:
     registry.push("churn", model_files["logistic"], aliases=["production"])
     registry.push("churn", model_files["forest"])
     return registry
 
 
 @pytest.fixture
-def cli(
+def churn(registry: Registry, model_files: dict[str, Path]) -> Registry:
+    return _churn(registry, model_files)
+
+
+@pytest.fixture(scope="module")
+def refusing(module_registry: Registry, model_files: dict[str, Path]) -> Registry:
+    """``churn`` for the whole module, for the commands and requests that must be refused."""
+    return _churn(module_registry, model_files)
+
+
+def _cli_on(
     churn: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Cli:
-    """``liveml ARGS`` in this process, on the test's registry; ``audit`` is added if main.py lacks it."""
+    """``liveml ARGS`` in this process, on ``churn``; ``audit`` is added if main.py lacks it."""
     settings = churn.settings
     monkeypatch.setenv("LIVEML_HOME", str(settings.home))
     monkeypatch.setenv("LIVEML_USER", "tester")
@@ -72,6 +68,20 @@ def cli(
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def cli(
+    churn: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Cli:
+    return _cli_on(churn, tmp_path, monkeypatch, capsys)
+
+
+@pytest.fixture
+def refusing_cli(
+    refusing: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Cli:
+    return _cli_on(refusing, tmp_path, monkeypatch, capsys)
 
 
 def test_audit_list_verify_head_and_export(cli: Cli, churn: Registry, tmp_path: Path) -> None:
@@ -128,20 +138,35 @@ def test_audit_list_verify_head_and_export(cli: Cli, churn: Registry, tmp_path: 
         (["audit", "export", "--output", "/nowhere/at/all/a.jsonl"], "does not exist"),
     ],
 )
-def test_bad_audit_options_get_one_line_errors(cli: Cli, args: list[str], says: str) -> None:
-    result = cli(*args)
+def test_bad_audit_options_get_one_line_errors(
+    refusing_cli: Cli, refusing: Registry, args: list[str], says: str
+) -> None:
+    result = refusing_cli(*args)
     assert result.code == 2 and says in result.err and "Traceback" not in result.err
+    assert [e.seq for e in audit.entries(refusing.db)] == [1, 2, 3]  # the trail is as it was
 
 
 # -- HTTP --------------------------------------------------------------------------------------------
-@pytest.fixture
-def server(churn: Registry) -> Iterator[str]:
+@contextmanager
+def _serving(churn: Registry) -> Iterator[str]:
     """The audit routes alone (the auth layer in front of them is tested with it)."""
-    for version in (1, 2, 1):
-        churn.set_alias("churn", "staging", version)
     app = Starlette(routes=audit_api.routes(ApiContext(ModelHost(churn))))
     with LiveServer(app) as live:
         yield live.url
+
+
+@pytest.fixture
+def server(churn: Registry) -> Iterator[str]:
+    for version in (1, 2, 1):
+        churn.set_alias("churn", "staging", version)
+    with _serving(churn) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def refusing_server(refusing: Registry) -> Iterator[str]:
+    with _serving(refusing) as url:
+        yield url
 
 
 def test_get_audit_lists_newest_first_with_filters_and_pages(server: str) -> None:
@@ -177,6 +202,6 @@ def test_get_audit_lists_newest_first_with_filters_and_pages(server: str) -> Non
         ({"sort": "asc"}, "unknown query parameter(s) sort"),
     ],
 )
-def test_get_audit_refuses_bad_queries(server: str, params: dict[str, str], says: str) -> None:
-    response = httpx.get(server + "/v1/audit", params=params, timeout=30)
+def test_get_audit_refuses_bad_queries(refusing_server: str, params: dict[str, str], says: str) -> None:
+    response = httpx.get(refusing_server + "/v1/audit", params=params, timeout=30)
     assert response.status_code == 400 and says in response.json()["error"]

@@ -5,12 +5,15 @@ body-reading route gets every payload (with a valid admin key: the guard must no
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.integration.security.conftest import Keys, Served, bearer
+from liveml import Registry
+from tests.integration.security.conftest import Keys, Served, bearer, guarded, iris_models, make_keys
 
 POSTS = (
     "/v1/models/iris/predict",
@@ -44,6 +47,25 @@ PAYLOADS: dict[str, tuple[bytes, str]] = {
         "application/json",
     ),
 }
+
+
+@pytest.fixture(scope="module")
+def served(module_registry: Registry, model_files: dict[str, Path]) -> Iterator[Served]:
+    """One server for the module: hostile requests are refused, so none changes what the next one meets."""
+    iris_models(module_registry, model_files)
+    with guarded(module_registry) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def keys(served: Served) -> Keys:
+    return make_keys(served.keys)
+
+
+@pytest.fixture(scope="module")
+def http(served: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        yield client
 
 
 def _raw(served: Served, request: bytes, timeout: float = 15) -> int:

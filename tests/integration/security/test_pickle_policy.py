@@ -7,11 +7,8 @@ pushed and served under ``trusted``. Every test checks the marker file, not only
 
 from __future__ import annotations
 
-import os
 import pickle
 import struct
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,8 +24,8 @@ from liveml.registry.loading import load_version
 from liveml.registry.prepare import prepare
 from liveml.security.pickles import REFUSED, PickleRefused
 from liveml.serving.host import HostOptions, ModelHost
+from tests.conftest import Cli
 
-LIVEML = [sys.executable, "-m", "liveml.cli.main"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -43,11 +40,6 @@ def trojan(marker: Path, model: Any = None) -> bytes:
     call = b"cbuiltins\nopen\n" + _text(str(marker)) + _text("w") + b"\x86R0"  # TUPLE2 REDUCE POP
     body = pickle.dumps(model, protocol=2)[2:] if model is not None else b"N."
     return b"\x80\x02" + call + body
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEML_")}
-    return {**env, "LIVEML_HOME": str(home), **extra}
 
 
 @pytest.fixture
@@ -86,23 +78,22 @@ def test_the_trojan_really_runs_when_trusted(tmp_path: Path, marker: Path) -> No
 
 @pytest.mark.parametrize("name", ["model.pkl", "model.joblib", "model.bin"])
 def test_strict_cli_push_refuses_a_pickle_before_reading_it(
-    tmp_path: Path, marker: Path, logistic: LogisticRegression, name: str
+    tmp_path: Path,
+    marker: Path,
+    logistic: LogisticRegression,
+    name: str,
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / name
     path.write_bytes(trojan(marker, logistic))
-    home = tmp_path / "home"
-    Registry.init(_settings(tmp_path, "trusted")).close()
-    result = subprocess.run(
-        [*LIVEML, "push", "evil", str(path)],
-        env=_env(home, LIVEML_PICKLE_POLICY="strict"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    assert "refused by pickle_policy=strict" in result.stderr
-    assert "convert the model to ONNX or skops" in result.stderr
-    assert "Traceback" not in result.stderr
+    Registry.init(_settings(tmp_path, "trusted")).close()  # the cli fixture's data home
+    monkeypatch.setenv("LIVEML_PICKLE_POLICY", "strict")
+    result = cli("push", "evil", str(path))
+    assert result.code != 0
+    assert "refused by pickle_policy=strict" in result.err
+    assert "convert the model to ONNX or skops" in result.err
+    assert "Traceback" not in result.err
     assert not marker.exists()
 
 
@@ -131,7 +122,7 @@ def test_strict_registry_push_and_prepare_refuse(
 
 
 def test_a_version_pushed_when_trusted_is_refused_at_load_when_strict(
-    tmp_path: Path, marker: Path, logistic: LogisticRegression
+    tmp_path: Path, marker: Path, logistic: LogisticRegression, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "model.pkl"
     path.write_bytes(trojan(marker, logistic))
@@ -149,14 +140,9 @@ def test_a_version_pushed_when_trusted_is_refused_at_load_when_strict(
         with pytest.raises(LivemlError, match="pickle_policy=strict"):
             host.predict("evil", [dict.fromkeys(FEATURES, 1.0)])
         host.stop()
-    result = subprocess.run(
-        [*LIVEML, "predict", "evil", "--input", str(_rows(tmp_path))],
-        env=_env(tmp_path / "home", LIVEML_PICKLE_POLICY="strict"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0 and "pickle_policy=strict" in result.stderr
+    monkeypatch.setenv("LIVEML_PICKLE_POLICY", "strict")
+    result = cli("predict", "evil", "--input", str(_rows(tmp_path)))  # in the cli fixture's data home
+    assert result.code != 0 and "pickle_policy=strict" in result.err
     assert not marker.exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from tests.unit.cli.conftest import Cli
@@ -28,6 +29,10 @@ def test_dockerfile_prints_the_model_image_and_writes_its_context(
     assert (tmp_path / "ctx" / "model" / "liveml-model.json").is_file()
     wheels = list((tmp_path / "ctx" / "wheels").glob("liveml-*.whl"))
     assert len(wheels) == 1
+    with zipfile.ZipFile(wheels[0]) as wheel:  # the package data ships in it
+        names = set(wheel.namelist())
+    assert "liveml/deploy/observability/liveml-dashboard.json" in names
+    assert "liveml/monitoring/templates/report.html.j2" in names
     requirements = (tmp_path / "ctx" / "requirements.txt").read_text().splitlines()
     pins = [line for line in requirements if not line.startswith("#")]
     assert pins and all("==" in line for line in pins)

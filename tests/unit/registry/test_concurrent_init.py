@@ -6,6 +6,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 from liveml import Registry, Settings
+from tests.integration.test_concurrent_push import CONTEXT  # processes that start in milliseconds
 
 
 def _init(home: str, url: str | None, barrier: mp.synchronize.Barrier) -> None:  # type: ignore[name-defined]
@@ -14,10 +15,10 @@ def _init(home: str, url: str | None, barrier: mp.synchronize.Barrier) -> None: 
 
 
 def test_concurrent_init(settings: Settings) -> None:
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(3)
+    barrier = CONTEXT.Barrier(3)
     procs = [
-        ctx.Process(target=_init, args=(str(settings.home), settings.database_url, barrier)) for _ in range(3)
+        CONTEXT.Process(target=_init, args=(str(settings.home), settings.database_url, barrier))
+        for _ in range(3)
     ]
     for p in procs:
         p.start()
