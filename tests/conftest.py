@@ -164,6 +164,20 @@ class CliResult:
 Cli = Callable[..., CliResult]
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> CliResult:
+    """``liveml ARGS`` through the real entry point in this process (its error handling included)."""
+    from liveml.cli.main import main
+
+    capsys.readouterr()
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return CliResult(code, captured.out, captured.err)
+
+
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
     """Run ``liveml ARGS`` in this process, as a user would type it, in a fresh data home (``tmp_path /
@@ -172,17 +186,8 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     monkeypatch.setenv("LIVEML_USER", "tester")
     monkeypatch.chdir(tmp_path)
 
-    from liveml.cli.main import main
-
     def run(*args: str) -> CliResult:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+        return run_cli(capsys, *args)
 
     return run
 

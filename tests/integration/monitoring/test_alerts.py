@@ -36,6 +36,7 @@ from liveml.monitoring.results import (
     Performance,
 )
 from liveml.serving.metrics import ServingMetrics
+from tests.conftest import Cli, CliResult, run_cli
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 FAST = (0.01, 0.01)  # retry waits for the tests: 3 tries in all
@@ -492,16 +493,9 @@ def test_prometheus_series_for_alertmanager(store: AlertStore) -> None:
 
 
 # -- the CLI ---------------------------------------------------------------------------------------------
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
 def _alerts_cli(
     store: AlertStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., Ran]:
+) -> Cli:
     """``liveml alerts ...`` through the real entry point (its error handling included) on this registry."""
     settings = store.registry.settings
     monkeypatch.setenv("LIVEML_HOME", str(settings.home))
@@ -515,23 +509,14 @@ def _alerts_cli(
     app.add_typer(alerts_app, name="alerts")
     monkeypatch.setattr(cli_main, "app", app)
 
-    def run(*args: str) -> Ran:
-        capsys.readouterr()
-        try:
-            cli_main.main(["alerts", *map(str, args)])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
+    def run(*args: str) -> CliResult:
+        return run_cli(capsys, "alerts", *args)
 
     return run
 
 
 @pytest.fixture
-def alerts_cli(
-    store: AlertStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., Ran]:
+def alerts_cli(store: AlertStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
     return _alerts_cli(store, monkeypatch, capsys)
 
 
@@ -545,12 +530,12 @@ def refusing_store(module_registry: Registry, model_files: dict[str, Path]) -> A
 @pytest.fixture
 def refusing_cli(
     refusing_store: AlertStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., Ran]:
+) -> Cli:
     return _alerts_cli(refusing_store, monkeypatch, capsys)
 
 
 def test_cli_add_list_events_test_and_delete(
-    alerts_cli: Callable[..., Ran], receiver: Callable[..., Receiver], store: AlertStore
+    alerts_cli: Cli, receiver: Callable[..., Receiver], store: AlertStore
 ) -> None:
     hook = receiver()
     added = alerts_cli(
@@ -596,7 +581,7 @@ def test_cli_add_list_events_test_and_delete(
     assert "no alert rules yet" in alerts_cli().out
 
 
-def test_cli_test_reports_a_dead_channel(alerts_cli: Callable[..., Ran]) -> None:
+def test_cli_test_reports_a_dead_channel(alerts_cli: Cli) -> None:
     dead = f"http://127.0.0.1:{free_port()}/hook"
     assert alerts_cli("add", "churn", "--metric", "error_rate", "--above", "0.1", "--slack", dead).code == 0
     tested = alerts_cli("test", "1")
@@ -624,7 +609,7 @@ def test_cli_test_reports_a_dead_channel(alerts_cli: Callable[..., Ran]) -> None
     ],
 )
 def test_cli_bad_input_is_one_clear_line(
-    refusing_cli: Callable[..., Ran], refusing_store: AlertStore, args: list[str], message: str
+    refusing_cli: Cli, refusing_store: AlertStore, args: list[str], message: str
 ) -> None:
     ran = refusing_cli("add", "churn", *args)
     assert ran.code == 2 and message in ran.err and "Traceback" not in ran.err, ran.err
@@ -632,7 +617,7 @@ def test_cli_bad_input_is_one_clear_line(
     assert refusing_store.list() == []  # and no rule was stored
 
 
-def test_cli_unknown_model_and_rule(alerts_cli: Callable[..., Ran]) -> None:
+def test_cli_unknown_model_and_rule(alerts_cli: Cli) -> None:
     ran = alerts_cli("add", "fraud", "--metric", "drift_share", "--above", "0.3")
     assert ran.code == 1 and "fraud" in ran.err and "Traceback" not in ran.err
     gone = alerts_cli("delete", "42")

@@ -22,7 +22,7 @@ from liveml.api.context import ApiContext
 from liveml.cli.audit import audit_app
 from liveml.security import audit
 from liveml.serving import ModelHost
-from tests.conftest import Cli, CliResult
+from tests.conftest import Cli, CliResult, run_cli
 from tests.live_server import LiveServer
 
 
@@ -58,14 +58,7 @@ def _cli_on(
         monkeypatch.setattr(cli_main.app, "registered_groups", [*groups, TyperInfo(audit_app, name="audit")])
 
     def run(*args: object) -> CliResult:
-        capsys.readouterr()
-        try:
-            cli_main.main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+        return run_cli(capsys, *args)
 
     return run
 
