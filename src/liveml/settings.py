@@ -249,6 +249,14 @@ class Settings(BaseSettings):
         return self.log_url or str(self.home_path / "predictions")
 
     @property
+    def local_server_url(self) -> str:
+        """Where a client on this machine reaches `liveml serve` (a wildcard bind answers on loopback)."""
+        address = "127.0.0.1" if self.server_host in ("0.0.0.0", "::", "") else self.server_host
+        address = f"[{address}]" if ":" in address else address
+        scheme = "https" if self.ssl_certfile else "http"
+        return f"{scheme}://{address}:{self.server_port}"
+
+    @property
     def home_path(self) -> Path:
         return self.home.expanduser().absolute()
 

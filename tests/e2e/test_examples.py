@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.live_server import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_BLOCK = re.compile(r"<!-- example: (?P<path>[^ ]+) -->\n```[a-z]*\n(?P<code>.*?)```", re.S)
 
@@ -101,12 +103,8 @@ def test_batch_tour(tmp_path: Path, demo: tuple[Path, str]) -> None:
 @pytest.mark.slow
 @ON_ONE_WORKER
 def test_monitoring_tour(tmp_path: Path, demo: tuple[Path, str]) -> None:
-    import socket
-
     _after_demo(demo, tmp_path)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**_env(), "PORT": str(port)}
     done = subprocess.run(
         ["bash", str(ROOT / "examples" / "monitoring_tour.sh")],

@@ -9,7 +9,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,15 +21,10 @@ import httpx
 import pytest
 
 from tests.conftest import Cli, checked
+from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVEML = [sys.executable, "-m", "liveml.cli.main"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -54,7 +48,7 @@ def serving(
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``liveml serve ARGS`` on a free port until ready; without API keys (``--no-auth``, on loopback)
     unless ``auth``; HTTPS when ARGS has ``--ssl-certfile`` (``verify``: what to trust)."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*LIVEML, "serve", "--port", str(port), *args, *([] if auth else ["--no-auth"])],
         cwd=cwd,

@@ -310,7 +310,6 @@ def key_header(settings: Settings) -> str:
 
 def _announce(host: object, settings: Settings, *, require_keys: bool) -> None:
     """After start: what is served, and a curl that works against it."""
-    bind, port = settings.server_host, settings.server_port
     from liveml.serving.host import ModelHost
     from liveml.serving.warmup import typical_rows
 
@@ -332,13 +331,10 @@ def _announce(host: object, settings: Settings, *, require_keys: bool) -> None:
         row = {c.name: 0 for c in first.version.signature.inputs}
     else:
         row = json.loads(rows.head(1).to_json(orient="records"))[0]
-    address = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
-    address = f"[{address}]" if ":" in address else address
-    scheme = "https" if settings.ssl_certfile else "http"
     body = json.dumps({"inputs": [row]})
     key = f" {key_header(settings)}" if require_keys else ""
     console.print(
-        f"try: curl -X POST {scheme}://{address}:{port}/v1/models/{first.name}/predict "
+        f"try: curl -X POST {settings.local_server_url}/v1/models/{first.name}/predict "
         f"-H 'content-type: application/json'{key} -d '{body}'",
         highlight=False,
         markup=False,

@@ -26,10 +26,7 @@ LAMBDA_HANDLER = "liveml.deploy.aws_lambda.handler"
 def healthcheck() -> int:
     from liveml.settings import Settings
 
-    settings = Settings()
-    host = "127.0.0.1" if settings.server_host in ("0.0.0.0", "::", "") else settings.server_host
-    scheme = "https" if settings.ssl_certfile else "http"
-    url = f"{scheme}://{host}:{settings.server_port}/v2/health/ready"
+    url = f"{Settings().local_server_url}/v2/health/ready"
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return 0 if response.status == 200 else 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from liveml.monitoring.results import (
 )
 from liveml.serving.metrics import ServingMetrics
 from tests.conftest import Cli, CliResult, run_cli
+from tests.live_server import free_port
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 FAST = (0.01, 0.01)  # retry waits for the tests: 3 tries in all
@@ -150,12 +150,6 @@ def receiver() -> Iterator[Callable[..., Receiver]]:
     yield make
     for r in made:
         r.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
