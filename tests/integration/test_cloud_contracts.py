@@ -28,8 +28,9 @@ from liveml.deploy.clouds import azure_model_folder, model_folder, platform_sett
 from liveml.deploy.sagemaker import export_model_tar
 from liveml.errors import Invalid, NotFound
 from liveml.registry.bundle import read_bundle, write_bundle
-from tests.e2e.test_serve_cli import _env, _free_port
+from tests.e2e.test_serve_cli import _env
 from tests.integration.cloud_server import COLUMNS
+from tests.live_server import free_port
 
 ENTRYPOINT = [sys.executable, "-m", "liveml.deploy.entrypoint", "serve"]
 #: what liveml's model images set (liveml.deploy.dockerfile); the platform's variables come on top
@@ -110,7 +111,7 @@ def test_sagemaker_real_time(
     registry: Registry, tmp_path: Path, iris: tuple[pd.DataFrame, list[int]]
 ) -> None:
     rows, labels = iris
-    port = _free_port()
+    port = free_port()
     env = {
         "LIVEML_MODEL_DIR": str(sagemaker_model_dir(registry, tmp_path)),
         "SAGEMAKER_BIND_TO_PORT": str(port),
@@ -139,7 +140,7 @@ def test_sagemaker_batch_transform(
     rows, labels = iris
     many = pd.concat([rows] * 40, ignore_index=True)  # 12,000 rows: one MULTI_RECORD mini-batch
     expected = labels * 40
-    port = _free_port()
+    port = free_port()
     env = {
         "LIVEML_MODEL_DIR": str(sagemaker_model_dir(registry, tmp_path)),
         "SAGEMAKER_BIND_TO_PORT": str(port),
@@ -200,7 +201,7 @@ def test_vertex_ai(registry: Registry, tmp_path: Path, iris: tuple[pd.DataFrame,
     rows, labels = iris
     write_bundle(registry, "iris@production", tmp_path / "artifacts")
     write_bundle(registry, "forest@production", tmp_path / "baked")  # the image's own model, overridden
-    port = _free_port()
+    port = free_port()
     env = {
         "LIVEML_MODEL_DIR": str(tmp_path / "baked"),
         "AIP_HTTP_PORT": str(port),
@@ -237,7 +238,7 @@ def test_azure_ml(registry: Registry, tmp_path: Path, iris: tuple[pd.DataFrame, 
     rows, labels = iris
     mounted = tmp_path / "azureml-models" / "iris" / "1"
     write_bundle(registry, "iris@production", mounted / "iris-bundle")
-    port = _free_port()
+    port = free_port()
     env = {"AZUREML_MODEL_DIR": str(mounted), "LIVEML_SERVER_PORT": str(port)}
     with started_as_the_cloud_does(env, tmp_path / "home", port, "/health/ready") as http:
         assert http.get("/health/live").status_code == 200
@@ -263,7 +264,7 @@ def test_azure_ml_without_a_model_says_where_it_looked(tmp_path: Path) -> None:
         **_env(tmp_path / "home"),
         **IMAGE_ENV,
         "AZUREML_MODEL_DIR": str(mounted),
-        "LIVEML_SERVER_PORT": str(_free_port()),
+        "LIVEML_SERVER_PORT": str(free_port()),
     }
     done = subprocess.run(ENTRYPOINT, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
