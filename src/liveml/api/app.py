@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from liveml.api.context import ApiContext
 from liveml.api.responses import json_response
+from liveml.api.routing import RouteTable, TableRouter
 from liveml.serving.host import ModelHost
 
 #: protocol modules, each with ``routes(ctx) -> list[BaseRoute]``; order matters only for equal paths
@@ -74,12 +75,14 @@ def create_app(
             if start_host:
                 host.stop()
 
+    table = RouteTable(routes)  # one lookup per distinct method and path, for the guard and the router
     middleware = []
     if ctx.auth is not None:  # API keys, roles and per-key limits in front of every route
         from liveml.api.auth import Guard
 
-        middleware.append(Middleware(Guard, ctx=ctx, routes=routes))
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+        middleware.append(Middleware(Guard, ctx=ctx, routes=table))
+    app = Starlette(lifespan=lifespan, middleware=middleware)
+    app.router = TableRouter(table, lifespan=lifespan)
     app.state.ctx = ctx
     return app
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from liveml.api.errors import HeadersTooLarge, error_response
 from liveml.api.limits import Limits, call_with_deadline, retry_after
+from liveml.api.routing import RouteTable
 from liveml.api.vertex import HEALTH_ROUTE, PREDICT_ROUTE
 from liveml.errors import Forbidden, Invalid, LivemlError, TimedOut, TooManyRequests, Unauthorized
 from liveml.registry.names import parse_ref
@@ -165,12 +167,12 @@ def missing_rules(ctx: ApiContext, routes: list[BaseRoute]) -> list[str]:
 class Guard:
     """The middleware; built by ``create_app`` when the context has an ``AuthConfig``."""
 
-    def __init__(self, app: ASGIApp, *, ctx: ApiContext, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, *, ctx: ApiContext, routes: RouteTable | Sequence[BaseRoute]) -> None:
         assert ctx.auth is not None
         self.app = app
         self.ctx = ctx
         self.config = ctx.auth
-        self.routes = routes
+        self.routes = routes if isinstance(routes, RouteTable) else RouteTable(routes)
         self.rules = rules_for(ctx)
         self.keys = KeyCache(KeyStore(ctx.host.registry.db), ttl_s=self.config.key_cache_s)
         self.limits = Limits.of(
@@ -222,16 +224,13 @@ class Guard:
     def match(self, scope: Scope) -> tuple[str, Rule, dict[str, str]]:
         """The route's path, rule and path parameters, found as the router finds them: the first full
         match, else the first partial one (a wrong method); no route needs a valid key of any role."""
-        partial: tuple[BaseRoute, Scope] | None = None
-        for route in self.routes:
-            found, child = route.matches(scope)
-            if found is Match.FULL:
-                return self._rule(route, scope["method"], child)
-            if found is Match.PARTIAL and partial is None:
-                partial = (route, child)
-        if partial is not None:  # 405 from the router, for any valid key
-            return getattr(partial[0], "path", "?"), Rule("describe"), {}
-        return "?", Rule("describe"), {}
+        found = self.routes.match(scope)
+        if found is None:
+            return "?", Rule("describe"), {}
+        kind, route, child = found
+        if kind is Match.FULL:
+            return self._rule(route, scope["method"], child)
+        return getattr(route, "path", "?"), Rule("describe"), {}  # 405 from the router, for any valid key
 
     def _rule(self, route: BaseRoute, method: str, child: Scope) -> tuple[str, Rule, dict[str, str]]:
         path = getattr(route, "path", "?")

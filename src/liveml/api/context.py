@@ -94,8 +94,9 @@ def endpoint(ctx: ApiContext, route: str, *, style: str = "native") -> Callable[
                 response = error_response(exc, style=style)
             except Exception as exc:
                 response = internal_error(exc, style=style)
-            metrics.http_requests.labels(route, request.method, str(response.status_code)).inc()
-            metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
+            count, seconds = metrics.http_series(route, request.method, response.status_code)
+            count.inc()
+            seconds.observe(time.perf_counter() - started)
             return response
 
         return wrapped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from liveml.errors import Invalid
 
@@ -78,7 +79,11 @@ def parse_ref(text: str | ModelRef) -> ModelRef:
         raise Invalid(
             "a model reference is required: NAME, NAME:VERSION or NAME@ALIAS (e.g. churn@production)"
         )
-    text = text.strip()
+    return _parse_text(text.strip())
+
+
+@lru_cache(maxsize=1024)  # a server parses the same few references on every request; refs are frozen
+def _parse_text(text: str) -> ModelRef:
     if "@" in text:
         name, _, alias = text.partition("@")
         if alias == LATEST:

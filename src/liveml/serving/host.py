@@ -9,7 +9,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -331,7 +330,7 @@ class ModelHost:
                 prediction = served.batcher.submit_sync(conformed)  # type: ignore[union-attr]
             else:
                 prediction = served.loaded.runtime.predict(conformed)
-                self.metrics.batch_rows.labels(served.name, str(served.number)).observe(len(conformed))
+                self.metrics.model_series(served.name, served.number).batch_rows.observe(len(conformed))
         except LivemlError as exc:
             self.metrics.errors.labels(served.name, exc.kind).inc()
             self._emit_error(served, exc.kind)
@@ -349,12 +348,12 @@ class ModelHost:
         if not batched:  # batched calls are measured by the batcher (a waiting caller spends no CPU)
             # CPU, not wall time: waiting for the GIL is not the model's cost
             _observe_cost(served, time.thread_time() - cpu_started)
-        labels = (served.name, str(served.number))
-        self.metrics.requests.labels(*labels).inc()
-        self.metrics.rows.labels(*labels).inc(len(conformed))
-        self.metrics.model_seconds.labels(*labels).observe(elapsed)
-        # one random id per request, numbered per row: unique, and cheap for large requests
-        prefix = uuid.uuid4().hex[:24]
+        series = self.metrics.model_series(served.name, served.number)
+        series.requests.inc()
+        series.rows.inc(len(conformed))
+        series.model_seconds.observe(elapsed)
+        # one random id per request (96 random bits), numbered per row: unique, and cheap for large requests
+        prefix = os.urandom(12).hex()
         ids = tuple(f"{prefix}{i:08x}" for i in range(len(conformed)))
         self._emit(served, conformed, prediction, ids, elapsed * 1000)
         return HostResult(served.name, served.number, prediction, ids, elapsed * 1000)
@@ -499,16 +498,13 @@ class ModelHost:
                 log.warning("loaded models take %.0f MiB, over the %g MiB budget", total / 2**20, budget)
 
     def _batch_observer(self, served: ServedModel) -> Callable[[BatchStats], None]:
-        labels = (served.name, str(served.number))
-
         def observe(stats: BatchStats) -> None:
             _observe_cost(served, stats.run_s / max(stats.calls, 1))
-            # looked up per batch, not kept: the series are made anew when workers fork (metrics.py)
-            rows = self.metrics.batch_rows.labels(*labels)
-            waits = self.metrics.queue_seconds.labels(*labels)
-            rows.observe(stats.rows)
+            # looked up per batch, not kept here: the series are made anew when workers fork (metrics.py)
+            series = self.metrics.model_series(served.name, served.number)
+            series.batch_rows.observe(stats.rows)
             for wait in stats.queue_waits_s:
-                waits.observe(wait)
+                series.queue_seconds.observe(wait)
 
         return observe
 

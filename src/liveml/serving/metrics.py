@@ -8,6 +8,7 @@ scrape answered by any worker adds up every process's counters and histograms â€
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, values
@@ -20,6 +21,17 @@ ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads its folder from this variable
 
 
+@dataclass(frozen=True)
+class ModelSeries:
+    """One version's labelled series, looked up once (``labels()`` costs microseconds per call)."""
+
+    requests: Any
+    rows: Any
+    model_seconds: Any
+    batch_rows: Any
+    queue_seconds: Any
+
+
 class ServingMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -27,6 +39,8 @@ class ServingMetrics:
         self._build(self.registry)
 
     def _build(self, registry: CollectorRegistry | None) -> None:
+        # labelled series by their labels; made anew with the metrics (workers fork after a rebuild)
+        self._series: dict[tuple[str, ...], Any] = {}
         labels = ("model", "version")
         self.requests = Counter(
             "liveml_predict_requests",
@@ -88,6 +102,30 @@ class ServingMetrics:
             registry=registry,
         )
 
+    def model_series(self, model: str, version: int) -> ModelSeries:
+        """The series of one model version (requests, rows, model time, batch rows, queue time)."""
+        key = (model, str(version))
+        found: ModelSeries | None = self._series.get(key)
+        if found is None:
+            found = ModelSeries(
+                self.requests.labels(*key),
+                self.rows.labels(*key),
+                self.model_seconds.labels(*key),
+                self.batch_rows.labels(*key),
+                self.queue_seconds.labels(*key),
+            )
+            self._series[key] = found
+        return found
+
+    def http_series(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter and the time histogram of one route, method and status."""
+        key = ("http", route, method, str(status))
+        found = self._series.get(key)
+        if found is None:
+            found = (self.http_requests.labels(route, method, key[3]), self.http_seconds.labels(route))
+            self._series[key] = found
+        return found  # type: ignore[no-any-return]
+
     def _own(self) -> list[Any]:
         return [
             self.requests,
@@ -125,4 +163,4 @@ class ServingMetrics:
             mark_process_dead(pid, self.shared_dir)
 
 
-__all__ = ["ServingMetrics"]
+__all__ = ["ModelSeries", "ServingMetrics"]
