@@ -124,7 +124,7 @@ class ServingMetrics:
         if found is None:
             found = (self.http_requests.labels(route, method, key[3]), self.http_seconds.labels(route))
             self._series[key] = found
-        return found  # type: ignore[no-any-return]
+        return found
 
     def _own(self) -> list[Any]:
         return [
