@@ -73,9 +73,10 @@ class ApiContext:
         served = self.host.peek(ref)
         return served is not None and served.cost_s < self.inline_below_s
 
-    async def predict(self, ref: str, rows: Rows) -> HostResult:
-        """Predict: on the loop for fast models (see ``runs_inline``), in a worker thread otherwise."""
-        if self.runs_inline(ref) and _small(rows):
+    async def predict(self, ref: str, rows: Rows, *, inline: bool | None = None) -> HostResult:
+        """Predict: on the loop for fast models (see ``runs_inline``, which ``inline`` may give when the
+        caller just asked it), in a worker thread otherwise."""
+        if (self.runs_inline(ref) if inline is None else inline) and _small(rows):
             return self.host.predict(ref, rows, batch=False)
         return await run_in_threadpool(self.host.predict, ref, rows)
 

@@ -9,7 +9,7 @@ signature is one tensor per column (shape [N] or [N, 1]) or, when every input is
 
 from __future__ import annotations
 
-import uuid
+import os
 import zlib
 from typing import Any
 
@@ -151,7 +151,7 @@ def infer_response(
     body = {
         "model_name": result.model,
         "model_version": str(result.version),
-        "id": request.id if request.id is not None else uuid.uuid4().hex,
+        "id": request.id if request.id is not None else os.urandom(16).hex(),
         "parameters": {"prediction_ids": ",".join(result.ids)},
         "outputs": tensors,
     }
@@ -230,11 +230,12 @@ def routes(ctx: ApiContext) -> list[BaseRoute]:
         body = await read_body(request, ctx.max_body_bytes)
         body = decompress(body, request.headers.get("content-encoding"), ctx.max_body_bytes)
         header = request.headers.get(HEADER_LENGTH)
-        if ctx.runs_inline(ref) and len(body) <= INLINE_BODY_BYTES:
+        inline = ctx.runs_inline(ref)
+        if inline and len(body) <= INLINE_BODY_BYTES:
             parsed, frame, outputs = _prepare(host, ref, body, header)
         else:
             parsed, frame, outputs = await run_in_threadpool(_prepare, host, ref, body, header)
-        result = await ctx.predict(ref, frame)
+        result = await ctx.predict(ref, frame, inline=inline)
         content, header_length = infer_response(result, parsed, outputs)
         if header_length is None:
             return Response(content, media_type="application/json")

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from liveml.monitoring.records import PredictionBatch
 from liveml.runtimes.base import Prediction
+from liveml.signature import frame_block
 
 HOUR_US = 3_600_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -139,17 +140,9 @@ def served_parts(batch: PredictionBatch) -> ServedParts | None:
 
 
 def _own_float_block(frame: pd.DataFrame) -> np.ndarray | None:
-    """The frame's one float64 block, columns in order, (columns x rows); None in any other case. A fast
-    look at pandas internals (about a microsecond), for the predict path."""
-    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
-    if blocks is None or len(blocks) != 1:
-        return None
-    block = blocks[0]
-    values = block.values
-    if type(values) is not np.ndarray or values.dtype != np.float64 or values.ndim != 2 or not len(values):
-        return None
-    order = block.mgr_locs.indexer  # one block holds every column: in order when this is 0..n
-    if type(order) is not slice or order != slice(0, values.shape[0], 1):
+    """The frame's one float64 block, columns in order, (columns x rows); None in any other case."""
+    values = frame_block(frame)
+    if values is None or values.dtype != np.float64 or not len(values):
         return None
     return values
 
