@@ -27,6 +27,7 @@ from liveml.cli.job_options import (
     spec_fields,
 )
 from liveml.cli.jobs import run_in_foreground
+from liveml.cli.lazy import lazy_group
 from liveml.cli.render import error_console, print_json
 from liveml.jobs.launch import spawn_runner
 from liveml.jobs.runner import check_spec
@@ -34,7 +35,9 @@ from liveml.jobs.spec import DEFAULT_CHUNK_ROWS, JobSpec
 from liveml.jobs.store import JobStore
 
 batch_app = typer.Typer(
-    help="Batch predictions: score big files and tables, now or on a schedule.", no_args_is_help=True
+    cls=lazy_group({"schedule": "liveml.cli.schedules:schedule"}),  # the scheduler's modules: only for it
+    help="Batch predictions: score big files and tables, now or on a schedule.",
+    no_args_is_help=True,
 )
 
 

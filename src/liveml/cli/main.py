@@ -10,23 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from liveml import __version__
-from liveml.cli import (
-    alerts,
-    aliases,
-    audit,
-    batch,
-    export,
-    image,
-    jobs,
-    k8s,
-    keys,
-    models,
-    monitor,
-    predict,
-    schedules,
-    serve,
-)
-from liveml.cli import explain as explain_cli
+from liveml.cli.lazy import lazy_group
 from liveml.cli.render import error_console
 from liveml.errors import Invalid, LivemlError, first_problem
 from liveml.settings import Settings
@@ -35,7 +19,36 @@ from liveml.settings import Settings
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
+#: every command, in the order help lists them: "module:attribute" of a command function or a Typer app. A
+#: command's module is imported when that command runs (or help lists it), so `liveml batch run` does not
+#: import the alert channels, the scheduler or the image builder.
+COMMANDS = {
+    **{
+        n: f"liveml.cli.models:{n}"
+        for n in ("init", "push", "models", "versions", "show", "delete", "formats")
+    },
+    "rollback": "liveml.cli.aliases:rollback",
+    "predict": "liveml.cli.predict:predict",
+    "serve": "liveml.cli.serve:serve",
+    "scheduler": "liveml.cli.schedules:scheduler",
+    "feedback": "liveml.cli.monitor:feedback",
+    "explain": "liveml.cli.explain:explain",
+    "dockerfile": "liveml.cli.image:dockerfile",
+    "build": "liveml.cli.image:build",
+    "k8s": "liveml.cli.k8s:k8s",
+    "alias": "liveml.cli.aliases:alias_app",
+    "batch": "liveml.cli.batch:batch_app",
+    "jobs": "liveml.cli.jobs:jobs_app",
+    "schedules": "liveml.cli.schedules:schedules_app",
+    "monitor": "liveml.cli.monitor:monitor_app",
+    "alerts": "liveml.cli.alerts:alerts_app",
+    "keys": "liveml.cli.keys:keys_app",
+    "audit": "liveml.cli.audit:audit_app",
+    "export": "liveml.cli.export:export_app",
+}
+
 app = typer.Typer(
+    cls=lazy_group(COMMANDS),
     name="liveml",
     help="Make a trained model live: register versions, move aliases, predict.",
     no_args_is_help=True,
@@ -82,28 +95,6 @@ def root(
             f"setting {_setting_names(name)} has a bad value {value!r}: {problem}; "
             "fix that environment variable or liveml.toml (see docs/settings.md)"
         ) from exc
-
-
-models.register(app)
-app.add_typer(aliases.alias_app, name="alias")
-app.command("rollback")(aliases.rollback)
-app.command("predict")(predict.predict)
-app.command("serve")(serve.serve)
-app.add_typer(batch.batch_app, name="batch")
-app.add_typer(jobs.jobs_app, name="jobs")
-batch.batch_app.command("schedule")(schedules.schedule)
-app.add_typer(schedules.schedules_app, name="schedules")
-app.command("scheduler")(schedules.scheduler)
-app.add_typer(monitor.monitor_app, name="monitor")
-app.command("feedback")(monitor.feedback)
-app.add_typer(alerts.alerts_app, name="alerts")
-app.add_typer(keys.keys_app, name="keys")
-app.add_typer(audit.audit_app, name="audit")
-app.command("explain")(explain_cli.explain)
-app.command("dockerfile")(image.dockerfile)
-app.command("build")(image.build)
-app.command("k8s")(k8s.k8s)
-app.add_typer(export.export_app, name="export")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,11 +19,6 @@ from liveml.runtimes import runtimes
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 
 
-def register(app: typer.Typer) -> None:
-    for command in (init, push, models, versions, show, delete, formats):
-        app.command(command.__name__)(command)
-
-
 def init(ctx: typer.Context) -> None:
     """Create the data home and registry database, and the first admin API key (safe to run again)."""
     from liveml.cli.keys import ensure_admin_key

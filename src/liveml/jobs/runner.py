@@ -56,7 +56,7 @@ def run_job(
     store = JobStore(registry)
     job, owner = store.claim(job_id)
     own_sink = sink is None
-    if sink is None:
+    if sink is None and log_rate(job.spec, registry.settings.log_sample_rate) > 0:
         from liveml.monitoring.log import sink_for
 
         # the job samples its rows itself (``log_rate``): the log keeps every row it is given

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -24,14 +24,15 @@ from liveml.registry.names import (
     validate_name,
     validate_tag,
 )
-from liveml.registry.prepare import prepare
-from liveml.registry.profile import ReferenceProfile
 from liveml.registry.schema import AliasEventRow, AliasRow, ModelRow, VersionRow, utcnow
 from liveml.registry.store import ArtifactStore, hash_file
 from liveml.registry.types import AliasEvent, CompiledForm, Lineage, ModelSummary, ModelVersion
 from liveml.security import audit
 from liveml.settings import Settings
 from liveml.signature import Signature
+
+if TYPE_CHECKING:  # pushing and profiles load on use: opening a registry to run a job needs neither
+    from liveml.registry.profile import ReferenceProfile
 
 PUSH_ATTEMPTS = 20
 
@@ -98,6 +99,8 @@ class Registry:
         clean_metrics = _metrics(metrics or {})
         if parent_version is not None:
             parent_version = parse_version(parent_version)
+        from liveml.registry.prepare import prepare
+
         with tempfile.TemporaryDirectory(prefix="liveml-push-") as workdir:
             prepared = prepare(
                 Path(path),
@@ -294,7 +297,11 @@ class Registry:
         with self.db.read_session() as session:
             row = self._resolve(session, self._model(session, parsed.name), parsed)
             text = row.reference_profile
-        return ReferenceProfile.from_json(text) if text else None
+        if not text:
+            return None
+        from liveml.registry.profile import ReferenceProfile
+
+        return ReferenceProfile.from_json(text)
 
     def artifact_path(self, version: ModelVersion, *, compiled: bool = False) -> Path:
         """A local copy of the version's artifact (or its compiled form), verified against its sha256."""

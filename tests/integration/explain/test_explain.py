@@ -320,15 +320,11 @@ def test_bad_requests_are_refused_with_the_fix(push: Any, data: Data) -> None:
 
 
 @pytest.fixture
-def liveml_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]:
-    """``liveml`` in this process, with the explain command (until main.py registers it itself)."""
-    from liveml.cli import main as cli_main
-    from liveml.cli.explain import explain as command
+def liveml_cli() -> Callable[[list[str]], None]:
+    """``liveml`` in this process (the entry point, its error handling included)."""
+    from liveml.cli.main import main
 
-    if "explain" not in {c.name for c in cli_main.app.registered_commands}:
-        monkeypatch.setattr(cli_main.app, "registered_commands", list(cli_main.app.registered_commands))
-        cli_main.app.command("explain")(command)
-    return cli_main.main
+    return main
 
 
 # -- over HTTP, stored by prediction id --------------------------------------------------------------

@@ -13,13 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 from starlette.applications import Starlette
-from typer.models import TyperInfo
 
-import liveml.cli.main as cli_main
 from liveml import Registry
 from liveml.api import audit as audit_api
 from liveml.api.context import ApiContext
-from liveml.cli.audit import audit_app
 from liveml.security import audit
 from liveml.serving import ModelHost
 from tests.conftest import Cli, CliResult, run_cli
@@ -46,16 +43,13 @@ def refusing(module_registry: Registry, model_files: dict[str, Path]) -> Registr
 def _cli_on(
     churn: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Cli:
-    """``liveml ARGS`` in this process, on ``churn``; ``audit`` is added if main.py lacks it."""
+    """``liveml ARGS`` in this process, on ``churn``."""
     settings = churn.settings
     monkeypatch.setenv("LIVEML_HOME", str(settings.home))
     monkeypatch.setenv("LIVEML_USER", "tester")
     if settings.database_url:
         monkeypatch.setenv("LIVEML_DATABASE_URL", settings.database_url)
     monkeypatch.chdir(tmp_path)
-    groups = cli_main.app.registered_groups
-    if not any(g.name == "audit" for g in groups):
-        monkeypatch.setattr(cli_main.app, "registered_groups", [*groups, TyperInfo(audit_app, name="audit")])
 
     def run(*args: object) -> CliResult:
         return run_cli(capsys, *args)
