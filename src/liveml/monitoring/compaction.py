@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from liveml.monitoring.segments import concat_segments
+from liveml.monitoring.segments import concat_segments, segment_options
 from liveml.processes import alive
 
 COMPACTED = "-compact.parquet"
@@ -97,7 +97,7 @@ def _compact_hour(folder: Path, hour: str, paths: list[Path]) -> int:
     table = table.replace_schema_metadata(metadata)
     name = f"{hour}-{time.time_ns() // 1_000_000}-{os.getpid()}{COMPACTED}"
     tmp = folder / f".{name}.tmp"
-    pq.write_table(table, tmp)
+    pq.write_table(table, tmp, **segment_options(table))
     os.replace(tmp, folder / name)
     for path in live:
         path.unlink(missing_ok=True)

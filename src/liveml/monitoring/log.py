@@ -44,6 +44,7 @@ from liveml.monitoring.segments import (
     ServedParts,
     batches_table,
     concat_segments,
+    segment_options,
     served_parts,
 )
 from liveml.processes import alive
@@ -262,11 +263,11 @@ class PredictionLog:
             name = f"{hour}-{time.time_ns() // 1_000_000}-{os.getpid()}-{next(self._names)}.parquet"
             if self.local:
                 tmp = Path(folder) / f".{name}.tmp"
-                pq.write_table(table, tmp)
+                pq.write_table(table, tmp, **segment_options(table))
                 os.replace(tmp, Path(folder) / name)
             else:
                 with self.fs.open(f"{folder}/{name}", "wb") as handle:
-                    pq.write_table(table, handle)
+                    pq.write_table(table, handle, **segment_options(table))
             rows += table.num_rows
         return rows
 

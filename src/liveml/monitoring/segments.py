@@ -119,7 +119,8 @@ def served_parts(batch: PredictionBatch) -> ServedParts | None:
     ids = batch.prediction_ids
     if type(outputs) is not Prediction or not isinstance(ids, tuple | list):
         return None
-    block = _own_float_block(batch.inputs)
+    frame = batch.inputs
+    block = _own_float_block(frame)
     if block is None:
         return None
     predictions, probas = outputs.predictions, outputs.probabilities
@@ -128,7 +129,7 @@ def served_parts(batch: PredictionBatch) -> ServedParts | None:
         batch.model,
         batch.version,
         micros // HOUR_US,
-        tuple(batch.inputs.columns.tolist()),
+        _column_names(frame.columns),
         outputs.classes,
         batch.job_id,
         predictions.dtype,
@@ -137,6 +138,36 @@ def served_parts(batch: PredictionBatch) -> ServedParts | None:
     )
     rows = len(ids)
     return key, ids, micros, batch.latency_ms / max(rows, 1), block, predictions, probas
+
+
+#: column names by the identity of their Index: the predict path builds one Index per signature and
+#: reuses it (``columns_index``), so its names are listed once, not once per request
+_NAMES: dict[int, tuple[pd.Index, tuple[str, ...]]] = {}
+
+
+def _column_names(columns: pd.Index) -> tuple[str, ...]:
+    found = _NAMES.get(id(columns))
+    if found is not None and found[0] is columns:
+        return found[1]
+    names = tuple(columns.tolist())
+    if len(_NAMES) >= 256:  # frames built elsewhere bring Indexes of their own: keep the table small
+        _NAMES.clear()
+    _NAMES[id(columns)] = (columns, names)  # the Index is kept, so its id is not reused meanwhile
+    return names
+
+
+def segment_options(table: pa.Table) -> dict[str, Any]:
+    """``pyarrow.parquet.write_table`` options for a log segment: dictionary encoding only for the columns
+    it helps (labels, versions, text inputs); for floats, timestamps and ids it costs more than half of
+    the write and makes the file larger."""
+    dictionary = [
+        f.name
+        for f in table.schema
+        if f.name != "prediction_id"
+        and not pa.types.is_floating(f.type)
+        and not pa.types.is_timestamp(f.type)
+    ]
+    return {"use_dictionary": dictionary}
 
 
 def _own_float_block(frame: pd.DataFrame) -> np.ndarray | None:
@@ -289,5 +320,6 @@ __all__ = [
     "batches_table",
     "concat_segments",
     "output_columns",
+    "segment_options",
     "served_parts",
 ]
