@@ -1,19 +1,22 @@
-"""Engines run ``score_chunk`` over a stream of chunks and give the results back in input order.
+"""Engines run ``score_chunk`` over a stream of runs of chunks and give the results back in input order.
+
+A run is one task: one chunk with its rows, or the chunks (without rows) that start in one Parquet row
+group, which the worker reads itself (``Source.runs``), so it decodes that row group once for them all.
 
 - ``local`` with one worker scores in this process (no copies);
 - ``local`` with N workers forks N processes after the model is loaded, so they share its memory
-  (copy-on-write) and each chunk travels to a worker and back by pickle;
-- ``dask`` sends chunks to a ``dask.distributed`` cluster; each worker process loads the pinned version
+  (copy-on-write) and each run travels to a worker and its results back by pickle;
+- ``dask`` sends runs to a ``dask.distributed`` cluster; each worker process loads the pinned version
   from the registry once (the cluster must reach the registry: the same data home, or PostgreSQL and an
   object store). Without ``--scheduler`` it starts a local cluster of ``--workers`` processes.
 
-At most ``window`` chunks are in flight, which bounds memory whatever the input size."""
+A few runs are in flight at a time (``_ordered``), which bounds memory whatever the input size."""
 
 from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol
 
@@ -24,25 +27,37 @@ from liveml.jobs.spec import JobSpec
 from liveml.registry.loading import LoadedModel
 from liveml.settings import Settings
 
+#: one task: a chunk with its rows, or the chunks that start in one row group, without rows (``Source.runs``)
+Run = Sequence[Chunk]
+
 
 class Engine(Protocol):
     workers: int
 
-    def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]: ...
+    def map(self, runs: Iterator[Run]) -> Iterator[ScoredChunk]: ...
 
     def close(self) -> None: ...
 
 
 def _ordered(
-    submit: Callable[[Chunk], Any], result: Callable[[Any], ScoredChunk], chunks: Iterator[Chunk], window: int
+    submit: Callable[[Run], Any],
+    result: Callable[[Any], list[ScoredChunk]],
+    runs: Iterator[Run],
+    workers: int,
 ) -> Iterator[ScoredChunk]:
-    in_flight: deque[Any] = deque()
-    for chunk in chunks:
-        in_flight.append(submit(chunk))
-        if len(in_flight) >= window:
-            yield result(in_flight.popleft())
+    """Submit runs and give their chunks back in order, with a run per worker in flight and one waiting
+    (a worker that finishes finds the next at once), and at least two chunks per worker."""
+    in_flight: deque[tuple[Any, int]] = deque()
+    chunks = 0
+    for run in runs:
+        in_flight.append((submit(run), len(run)))
+        chunks += len(run)
+        if len(in_flight) > workers and chunks >= 2 * workers:
+            done, size = in_flight.popleft()
+            chunks -= size
+            yield from result(done)
     while in_flight:
-        yield result(in_flight.popleft())
+        yield from result(in_flight.popleft()[0])
 
 
 class InProcess:
@@ -52,10 +67,11 @@ class InProcess:
         self.model = model
         self.options = options
 
-    def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
-        for chunk in chunks:
-            assert chunk.frame is not None, "one process reads its input itself"
-            yield score_chunk(self.model, chunk.index, chunk.first_row, chunk.frame, self.options)
+    def map(self, runs: Iterator[Run]) -> Iterator[ScoredChunk]:
+        for run in runs:
+            for chunk in run:
+                assert chunk.frame is not None, "one process reads its input itself"
+                yield score_chunk(self.model, chunk.index, chunk.first_row, chunk.frame, self.options)
 
     def close(self) -> None:
         return None
@@ -79,10 +95,18 @@ def _rows(spec: JobSpec | None, chunk_first_row: int, rows: int, frame: Any) -> 
     return source.read_rows(chunk_first_row, chunk_first_row + rows)
 
 
-def _score_forked(index: int, first_row: int, rows: int, frame: Any) -> ScoredChunk:
+def _score_run(
+    model: LoadedModel, options: ChunkOptions, spec: JobSpec | None, run: Run
+) -> list[ScoredChunk]:
+    return [
+        score_chunk(model, c.index, c.first_row, _rows(spec, c.first_row, c.rows, c.frame), options)
+        for c in run
+    ]
+
+
+def _score_forked(run: Run) -> list[ScoredChunk]:
     assert _FORKED is not None, "the pool's processes are forked after the model is loaded"
-    model, options, spec = _FORKED
-    return score_chunk(model, index, first_row, _rows(spec, first_row, rows, frame), options)
+    return _score_run(*_FORKED, run)
 
 
 class ProcessPool:
@@ -94,11 +118,11 @@ class ProcessPool:
         _FORKED = (model, options, spec)
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
-    def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
-        def submit(chunk: Chunk) -> Future[ScoredChunk]:
-            return self.pool.submit(_score_forked, chunk.index, chunk.first_row, chunk.rows, chunk.frame)
+    def map(self, runs: Iterator[Run]) -> Iterator[ScoredChunk]:
+        def submit(run: Run) -> Future[list[ScoredChunk]]:
+            return self.pool.submit(_score_forked, run)
 
-        return _ordered(submit, lambda f: f.result(), chunks, 2 * self.workers)
+        return _ordered(submit, lambda f: f.result(), runs, self.workers)
 
     def close(self) -> None:
         global _FORKED
@@ -114,13 +138,10 @@ def _score_on_dask(
     registry_env: tuple[str, str],
     model: str,
     version: int,
-    index: int,
-    first_row: int,
-    frame: Any,
+    run: Run,
     options: ChunkOptions,
-    rows: int = 0,
     spec: JobSpec | None = None,
-) -> ScoredChunk:
+) -> list[ScoredChunk]:
     key = (*registry_env, model, version)
     loaded = _DASK_MODELS.get(key)
     if loaded is None:
@@ -132,7 +153,7 @@ def _score_on_dask(
         with Registry(settings) as registry:
             loaded = load_version(registry, registry.get(f"{model}:{version}"))
         _DASK_MODELS[key] = loaded
-    return score_chunk(loaded, index, first_row, _rows(spec, first_row, rows, frame), options)
+    return _score_run(loaded, options, spec, run)
 
 
 #: how long to wait for a Dask scheduler to answer before giving up
@@ -182,23 +203,20 @@ class DaskEngine:
         self.options = options
         self.spec = spec
 
-    def map(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
-        def submit(chunk: Chunk) -> Any:
+    def map(self, runs: Iterator[Run]) -> Iterator[ScoredChunk]:
+        def submit(run: Run) -> Any:
             return self.client.submit(
                 _score_on_dask,
                 self.env,
                 self.model.model,
                 self.model.version,
-                chunk.index,
-                chunk.first_row,
-                chunk.frame,
+                run,
                 self.options,
-                chunk.rows,
-                self.spec if chunk.frame is None else None,
+                self.spec if any(c.frame is None for c in run) else None,
                 pure=False,
             )
 
-        return _ordered(submit, lambda f: f.result(), chunks, 2 * self.workers)
+        return _ordered(submit, lambda f: f.result(), runs, self.workers)
 
     def close(self) -> None:
         self.client.close()

@@ -126,19 +126,19 @@ def _run(
     workers_read = workers_read_input(spec, source)
     options = replace(options, log_rate=rate, log_inputs=logging and workers_read)
 
-    def checked(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    def checked(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
         for chunk in chunks:
             assert chunk.frame is not None
             check_columns(model, list(chunk.frame.columns), spec.keep, source.description)
             if logging:
                 frames[chunk.index] = chunk.frame
-            yield chunk
+            yield [chunk]
 
-    if workers_read:  # the job's process sends row ranges; each worker reads its chunks
+    if workers_read:  # the job's process sends row ranges, a row group's at a time; each worker reads them
         check_columns(model, source.columns, spec.keep, source.description)
-        chunks = source.plan(chunk_rows, skip=counters["chunks"])
+        runs = source.runs(chunk_rows, skip=counters["chunks"])
     else:
-        chunks = checked(source.chunks(chunk_rows, skip=counters["chunks"]))
+        runs = checked(source.chunks(chunk_rows, skip=counters["chunks"]))
     engine = make_engine(
         registry.settings,
         model,
@@ -150,7 +150,7 @@ def _run(
     )
     try:
         started = time.perf_counter()
-        for result in engine.map(chunks):
+        for result in engine.map(runs):
             staging.write(result.index, result.output, result.errors)
             if logging:
                 _emit(sink, model, job, result, frames.pop(result.index, None), rate)

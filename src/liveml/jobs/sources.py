@@ -7,8 +7,10 @@ the chunks it had finished."""
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate, groupby
 from typing import Any
 
 import pandas as pd
@@ -96,19 +98,25 @@ class Source:
         return self._row_groups
 
     def read_rows(self, start: int, stop: int) -> pd.DataFrame:
-        """Rows ``[start, stop)`` of the input, reading only the row groups that hold them."""
+        """Rows ``[start, stop)`` of the input, reading only the row groups that hold them: whole (kept for
+        the next chunk), or only the head that is needed where a run's last chunk reaches into a row group
+        the next run decodes (see ``runs``)."""
         import pyarrow.parquet as pq
 
         tables, offset = [], 0
         for path, group, rows in self.row_groups():
             if offset < stop and offset + rows > start:
+                lo, hi = max(start - offset, 0), min(stop - offset, rows)
                 if self._last is not None and self._last[0] == (path, group):
                     table = self._last[1]  # the next chunk of the row group this process read last
                 else:
                     with self.fs.open(path, "rb") as handle:
-                        table = pq.ParquetFile(handle, pre_buffer=False).read_row_group(group)
-                    self._last = ((path, group), table)
-                lo, hi = max(start - offset, 0), min(stop - offset, rows)
+                        reader = pq.ParquetFile(handle, pre_buffer=False)
+                        if lo == 0 and hi < rows:
+                            table = _head(reader, group, hi)
+                        else:
+                            table = reader.read_row_group(group)
+                            self._last = ((path, group), table)
                 tables.append(table.slice(lo, hi - lo))
             offset += rows
             if offset >= stop:
@@ -121,6 +129,18 @@ class Source:
         for index in range(skip, -(-total // chunk_rows)):
             first = index * chunk_rows
             yield Chunk(index, first, None, min(chunk_rows, total - first))
+
+    def runs(self, chunk_rows: int, *, skip: int = 0) -> Iterator[list[Chunk]]:
+        """``plan``'s chunks in runs, one task each: the chunks that start in the same row group. The worker
+        that scores a run decodes that row group once for all its chunks, and of the next row group only
+        the head its last chunk reaches into; so each row group is decoded once, not once per worker."""
+        starts = list(accumulate((rows for _, _, rows in self.row_groups()), initial=0))
+
+        def group_of(chunk: Chunk) -> int:
+            return bisect_right(starts, chunk.first_row)
+
+        for _, run in groupby(self.plan(chunk_rows, skip=skip), key=group_of):
+            yield list(run)
 
     @property
     def columns(self) -> list[str]:
@@ -220,6 +240,17 @@ def _take(
             pieces[0] = piece[need:] if isinstance(piece, pd.DataFrame) else piece.slice(need)
             need = 0
     return head, pieces, sum(len(p) for p in pieces)
+
+
+def _head(reader: Any, group: int, rows: int) -> pa.Table:
+    """The first ``rows`` rows of row group ``group``, decoding no more of it than that."""
+    batches, held = [], 0
+    for batch in reader.iter_batches(batch_size=rows, row_groups=[group]):
+        batches.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            break
+    return pa.Table.from_batches(batches, schema=reader.schema_arrow)
 
 
 def _frame(pieces: list[pd.DataFrame | pa.Table]) -> pd.DataFrame:

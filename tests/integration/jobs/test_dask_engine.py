@@ -68,6 +68,16 @@ def test_a_cluster_gives_the_local_engines_output(
         churn, input=str(tmp_path / "in.csv"), output=str(tmp_path / "own.parquet"), engine="dask", workers=1
     )
     pd.testing.assert_frame_equal(local, own)
+    # Parquet at a URL: the workers read their runs of chunks themselves (row groups of 300, chunks of 128)
+    frame.to_parquet(tmp_path / "in.parquet", row_group_size=300)
+    read_there = _run(
+        churn,
+        input=f"file://{tmp_path}/in.parquet",
+        output=str(tmp_path / "read.parquet"),
+        engine="dask",
+        scheduler=cluster,
+    )
+    pd.testing.assert_frame_equal(local, read_there)
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(

@@ -84,6 +84,35 @@ def test_resume_continues_after_the_last_closed_segment(
     assert whole.uid != done.uid
 
 
+def test_a_pool_job_resumed_inside_a_run_of_chunks_gives_the_uninterrupted_output(
+    churn: Registry,
+    customers: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pool workers get the chunks that start in one row group as one task (row groups of 200, chunks of
+    150: runs of one and two chunks, most ending inside the next row group); a resume starts mid-run."""
+    run_job(churn, _job(churn, input=str(customers), output=str(tmp_path / "a.parquet"), chunk_rows=150))
+    monkeypatch.setattr(outputs, "SEGMENT_S", 0.0)
+    job_id = _job(churn, input=str(customers), output=str(tmp_path / "b.parquet"), chunk_rows=150, workers=2)
+    _crash_on(5, monkeypatch)  # chunk 5 (rows 750-899) is the second of the run of row group 3
+    with pytest.raises(KeyboardInterrupt):
+        run_job(churn, job_id)
+    monkeypatch.undo()
+    written: list[int] = []
+    real_write = outputs.Staging.write
+
+    def counting(self: outputs.Staging, i: int, output: pd.DataFrame, errors: pd.DataFrame) -> None:
+        written.append(i)
+        real_write(self, i, output, errors)
+
+    monkeypatch.setattr(outputs.Staging, "write", counting)
+    done = run_job(churn, job_id)
+    assert written == list(range(5, 10))
+    assert done.status == "succeeded" and done.rows_done == 1500 and done.rows_out == 1500
+    _same(tmp_path / "a.parquet", tmp_path / "b.parquet", done.uid, 1500)
+
+
 def test_a_lost_open_segment_is_redone_and_counters_go_back(
     churn: Registry,
     customers: Path,

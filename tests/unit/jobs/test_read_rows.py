@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from liveml.jobs.runner import workers_read_input
 from liveml.jobs.sources import Source
@@ -60,3 +61,30 @@ def test_who_reads_the_input(tmp_path: Path) -> None:
         ),  # a path there?
     ):
         assert not workers_read_input(spec, Source(spec))
+
+
+def test_runs_dealt_to_two_workers_decode_each_row_group_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path / "a.parquet", 0, 530, 70)  # chunks of 100 end inside row groups of 70
+    _write(tmp_path / "b.parquet", 530, 250, 200)
+    _write(tmp_path / "c.parquet", 780, 1000, 500)  # row groups of 500: chunks of 100 fit them exactly
+    decoded: list[tuple[str, int]] = []
+    whole = pq.ParquetFile.read_row_group
+
+    def counted(self: pq.ParquetFile, i: int, *args: object, **kwargs: object) -> pa.Table:
+        decoded.append((self.metadata.num_rows, i))
+        return whole(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted)
+    source = Source(_spec(input=f"{tmp_path}/*.parquet"))
+    runs = list(source.runs(100, skip=1))
+    assert [c for run in runs for c in run] == list(source.plan(100, skip=1))  # all chunks, in order
+    assert [len(run) for run in runs][-2:] == [5, 5]  # c.parquet: a run per row group
+    streamed = {c.index: c.frame for c in source.chunks(100) if c.frame is not None}
+    workers = [Source(_spec(input=f"{tmp_path}/*.parquet")) for _ in range(2)]
+    for i, run in enumerate(runs):  # dealt out in turn: the worst case for one reader per worker
+        for chunk in run:
+            got = workers[i % 2].read_rows(chunk.first_row, chunk.first_row + chunk.rows)
+            pd.testing.assert_frame_equal(got, streamed[chunk.index])
+    assert len(decoded) == len(set(decoded))  # no row group decoded whole twice
