@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from liveml.errors import Invalid, Unavailable, first_line
+from liveml.jobs.scoring import ID_COLUMN
 
 OutputFormat = Literal["parquet", "csv"]
 #: an open output segment is closed (made durable) after this many seconds: the most work a killed job redoes
@@ -155,7 +156,7 @@ class Staging:
             self._open_first = self._open_end = index
             self._open_rows = 0
             self._opened_at = time.monotonic()
-            self._writer = pq.ParquetWriter(self._open_path(), table.schema)
+            self._writer = pq.ParquetWriter(self._open_path(), table.schema, **encoding(table.schema))
         self._whole = False
         self._writer.write_table(table, row_group_size=max(len(table), 1))
         self._whole = True
@@ -206,9 +207,21 @@ class Staging:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def encoding(schema: pa.Schema) -> dict[str, Any]:
+    """Parquet writer options for job outputs: dictionary encoding for text columns only, and never for the
+    prediction ids (unique by construction). Numbers are written plain: Arrow would otherwise build a
+    dictionary for every column of every row group and drop it once past 1 MB (2M rows of the benchmark's
+    output: 0.33 s to write, 0.14 s without; the file is smaller too)."""
+    text = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_dictionary)
+    return {
+        "use_dictionary": [f.name for f in schema if f.name != ID_COLUMN and any(is_(f.type) for is_ in text)]
+    }
+
+
 def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, tmp, **encoding(table.schema))
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -238,7 +251,7 @@ def merge(parts: list[Path], destination: str, fmt: OutputFormat) -> None:
             fs.makedirs(parent, exist_ok=True)
         with fs.open(path, "wb") as handle:
             if fmt == "parquet":
-                with pq.ParquetWriter(handle, schema) as writer:
+                with pq.ParquetWriter(handle, schema, **encoding(schema)) as writer:
                     for part in parts:
                         for table in _row_groups(part, schema):
                             writer.write_table(table, row_group_size=max(len(table), 1))
@@ -279,7 +292,7 @@ def _move(segment: Path, destination: str) -> None:
 
 def _write_one(table: pa.Table, handle: Any, fmt: OutputFormat) -> None:
     if fmt == "parquet":
-        pq.write_table(table, handle)
+        pq.write_table(table, handle, **encoding(table.schema))
     else:
         pacsv.write_csv(table, handle)
 

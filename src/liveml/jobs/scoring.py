@@ -66,8 +66,8 @@ def logged_rows(scored: np.ndarray, chosen: np.ndarray | None) -> np.ndarray:
     return rows
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_NIBBLES = np.arange(60, -4, -4, dtype=np.uint64)
+#: each byte's two hex digits, as the uint16 whose little-endian bytes they are
+_HEX_PAIRS = np.array([int.from_bytes(f"{b:02x}".encode(), "little") for b in range(256)], dtype="<u2")
 
 
 def prediction_ids(uid: str, rows: np.ndarray) -> pa.StringArray:
@@ -76,7 +76,8 @@ def prediction_ids(uid: str, rows: np.ndarray) -> pa.StringArray:
     rows = np.asarray(rows, dtype=np.uint64)
     data = np.empty((len(rows), 32), dtype=np.uint8)
     data[:, :16] = np.frombuffer(uid.encode("ascii"), dtype=np.uint8)
-    data[:, 16:] = _HEX[(rows[:, None] >> _NIBBLES) & np.uint64(0xF)]
+    big_endian = rows.astype(">u8").view(np.uint8).reshape(len(rows), 8)  # most significant byte first
+    data[:, 16:] = _HEX_PAIRS[big_endian].view(np.uint8).reshape(len(rows), 16)
     offsets = np.arange(0, 32 * (len(rows) + 1), 32, dtype=np.int32)
     return pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
