@@ -31,7 +31,6 @@ import os
 import pstats
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,13 +52,13 @@ def _prepare(work: Path) -> dict[str, str]:
     frame.iloc[:500].to_parquet(work / "reference.parquet")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEML_")}
     env["LIVEML_HOME"] = str(work / "home")
-    liveml = str(Path(sys.executable).parent / "liveml")
-    subprocess.run([liveml, "init"], env=env, check=True, capture_output=True)
-    subprocess.run(
-        [liveml, "push", "m", str(work / "model.joblib"), "--alias", "production",
-         "--reference", str(work / "reference.parquet")],
-        env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    os.environ.update(env)
+    from liveml.registry import Registry
+    from liveml.settings import Settings
+
+    registry = Registry.init(Settings())  # what `liveml init` and `liveml push` do, in this process
+    registry.push("m", work / "model.joblib", aliases=["production"], reference=work / "reference.parquet")
+    registry.close()
     return env
 
 
