@@ -69,14 +69,7 @@ def test_resume_continues_after_the_last_closed_segment(
     assert len(list(folder.glob("seg-*.parquet"))) == 6
     (folder / "seg-000006.parquet.tmp").write_bytes(b"PAR1 half a row group")  # what a kill leaves
     monkeypatch.undo()
-    written: list[int] = []
-    real_write = outputs.Staging.write
-
-    def counting(self: outputs.Staging, i: int, output: pd.DataFrame, errors: pd.DataFrame) -> None:
-        written.append(i)
-        real_write(self, i, output, errors)
-
-    monkeypatch.setattr(outputs.Staging, "write", counting)
+    written = _count_writes(monkeypatch)
     done = run_job(churn, job_id)
     assert written == list(range(6, 15))  # the six durable chunks are not scored again
     assert done.status == "succeeded" and done.rows_done == 1500 and done.rows_out == 1500
@@ -99,14 +92,7 @@ def test_a_pool_job_resumed_inside_a_run_of_chunks_gives_the_uninterrupted_outpu
     with pytest.raises(KeyboardInterrupt):
         run_job(churn, job_id)
     monkeypatch.undo()
-    written: list[int] = []
-    real_write = outputs.Staging.write
-
-    def counting(self: outputs.Staging, i: int, output: pd.DataFrame, errors: pd.DataFrame) -> None:
-        written.append(i)
-        real_write(self, i, output, errors)
-
-    monkeypatch.setattr(outputs.Staging, "write", counting)
+    written = _count_writes(monkeypatch)
     done = run_job(churn, job_id)
     assert written == list(range(5, 10))
     assert done.status == "succeeded" and done.rows_done == 1500 and done.rows_out == 1500
@@ -242,3 +228,16 @@ def test_pool_workers_read_their_chunks_and_log_the_same_sample(
     inputs = pd.read_parquet(customers).drop(columns="customer_id")
     for record in sink.records[::50]:
         assert record.inputs == pytest.approx(inputs.iloc[int(record.prediction_id[16:], 16)].to_dict())
+
+
+def _count_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The numbers of the chunks written from now on, in order (the staging's writes, still made)."""
+    written: list[int] = []
+    real_write = outputs.Staging.write
+
+    def counting(self: outputs.Staging, i: int, output: pd.DataFrame, errors: pd.DataFrame) -> None:
+        written.append(i)
+        real_write(self, i, output, errors)
+
+    monkeypatch.setattr(outputs.Staging, "write", counting)
+    return written
