@@ -198,3 +198,18 @@ def checked(cli: Cli, *args: str, ok: tuple[int, ...] = (0,)) -> CliResult:
     assert done.code in ok, f"{args}: exit code {done.code}\n{done.out}\n{done.err}"
     assert "Traceback" not in done.err
     return done
+
+
+def init_and_push_iris(cli: Cli, model_files: dict[str, Path]) -> None:
+    """``liveml init``, then the iris forest pushed as ``iris`` with its reference, alias production."""
+    checked(cli, "init")
+    checked(
+        cli,
+        "push",
+        "iris",
+        str(model_files["forest"]),
+        "--alias",
+        "production",
+        "--reference",
+        str(model_files["reference"]),
+    )

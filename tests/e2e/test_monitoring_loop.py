@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.browser import require_chromium, run_chromium
-from tests.conftest import Cli, checked
+from tests.conftest import Cli, checked, init_and_push_iris
 from tests.e2e.test_serve_cli import serving
 
 SECRET = "hook-secret"
@@ -54,17 +54,7 @@ def test_serve_shift_label_monitor_alert_report(
 ) -> None:
     """`liveml serve` is a real process; the other commands run in-process (the same entry point)."""
     home = tmp_path / "home"  # the cli fixture's data home too
-    checked(cli, "init")
-    checked(
-        cli,
-        "push",
-        "iris",
-        str(model_files["forest"]),
-        "--alias",
-        "production",
-        "--reference",
-        str(model_files["reference"]),
-    )
+    init_and_push_iris(cli, model_files)
     checked(cli, "alerts", "add", "iris", "--metric", "drift_share", "--above", "0.3", "--min-rows", "100",
          "--window", "1h", "--webhook", webhook, "--secret", SECRET)  # fmt: skip
     rng = np.random.default_rng(0)

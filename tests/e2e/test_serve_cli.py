@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Cli, checked
+from tests.conftest import Cli, checked, init_and_push_iris
 from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,17 +102,7 @@ def test_serve_prints_a_working_curl_and_stops_cleanly(
     tmp_path: Path, model_files: dict[str, Path], cli: Cli
 ) -> None:
     home = tmp_path / "home"  # the cli fixture's data home too
-    checked(cli, "init")
-    checked(
-        cli,
-        "push",
-        "iris",
-        str(model_files["forest"]),
-        "--alias",
-        "production",
-        "--reference",
-        str(model_files["reference"]),
-    )
+    init_and_push_iris(cli, model_files)
     with serving([], home, tmp_path, auth=True) as (url, proc):
         key = (home / "credentials").read_text().strip()
         head = _read_until(proc, "try: curl")
