@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         description="Port `liveml serve` binds. The port a platform names wins (Vertex AI's AIP_HTTP_PORT, "
         "SageMaker's SAGEMAKER_BIND_TO_PORT), then LIVEML_SERVER_PORT; 8080 on a managed cloud, else 8000.",
     )
+    server_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto",
+        description="The event loop `liveml serve` runs on: `auto` (the default) picks Python's own asyncio "
+        "loop, which accepts a burst of new connections at once under full load; `uvloop` is the libuv "
+        "loop (installed with uvicorn[standard]).",
+    )
     serve_models: list[str] | None = Field(
         default=None, description="References to serve (e.g. churn, fraud@staging); default: every model."
     )
