@@ -26,7 +26,9 @@ def test_a_bad_setting_names_the_variable_and_the_value(
     assert "Traceback" not in result.err and "validation error" not in result.err
 
 
-@pytest.mark.parametrize(("value", "loop"), [("auto", "asyncio"), ("asyncio", "asyncio"), ("uvloop", "uvloop")])
+@pytest.mark.parametrize(
+    ("value", "loop"), [("auto", "asyncio"), ("asyncio", "asyncio"), ("uvloop", "uvloop")]
+)
 def test_the_server_loop_setting_picks_uvicorns_loop(
     monkeypatch: pytest.MonkeyPatch, value: str, loop: str
 ) -> None:
