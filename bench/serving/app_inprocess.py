@@ -8,7 +8,7 @@ A logistic regression on 20 features (fixed seed) is pushed with a reference to 
 is served from its compiled ONNX form, as in the peer harness.
 
     .venv/bin/python bench/serving/app_inprocess.py [--requests 3000] [--rounds 3] [--log on|off]
-        [--warmup 2000] [--profile]
+        [--rows 1] [--warmup 2000] [--profile]      # PROFILE_SORT=cumulative PROFILE_LINES=60: other views
 
 Prints CPU µs per request per round (take the minimum or the median of several runs). ``--profile``
 prints cProfile's top functions for the last round. For an exact count that no other load moves, run it
@@ -137,7 +137,8 @@ async def _drive(app: Any, body: bytes, args: argparse.Namespace, flush: Any) ->
     await replies.get()
     await task
     if profile is not None:
-        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        order, lines = os.environ.get("PROFILE_SORT", "tottime"), int(os.environ.get("PROFILE_LINES", "30"))
+        pstats.Stats(profile).sort_stats(order).print_stats(lines)
     return per_request
 
 
@@ -146,6 +147,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument("--rows", type=int, default=1, help="rows per request (the harness's batch100: 100)")
     parser.add_argument("--log", choices=("on", "off"), default="on")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--callgrind", action="store_true", help="count instructions (see the docstring)")
@@ -174,9 +176,9 @@ def main() -> None:
         app = create_app(parts.host, context=context)
         sink = parts.host.sink
         flush = getattr(sink, "flush", lambda: None)
-        row = np.random.default_rng(1).normal(size=FEATURES).tolist()
+        data = np.random.default_rng(1).normal(size=args.rows * FEATURES).tolist()
         body = json.dumps(
-            {"inputs": [{"name": "x", "shape": [1, FEATURES], "datatype": "FP64", "data": row}]}
+            {"inputs": [{"name": "x", "shape": [args.rows, FEATURES], "datatype": "FP64", "data": data}]}
         ).encode()
         per_request = asyncio.run(_drive(app, body, args, flush))
         print(json.dumps({"log": args.log, "cpu_us_per_request": per_request}))

@@ -205,6 +205,15 @@ def decode_tensor(spec: dict[str, Any], index: int, raw: memoryview | None = Non
 
 def decode_json(name: str, datatype: str, data: Any, count: int) -> np.ndarray:
     """JSON ``data`` (flat or nested row-major) as a flat array, its element types checked."""
+    if datatype in FLOATS or datatype in INTEGERS:
+        numbers = _numbers(data)  # all numbers, flat or evenly nested: read in C, no per-value check
+        if numbers is not None and numbers.size == count:
+            if datatype in FLOATS:
+                return numbers.astype(DTYPES[datatype], copy=False)
+            if numbers.dtype.kind == "i" and numbers.size:
+                limits = np.iinfo(DTYPES[datatype])
+                if limits.min <= numbers.min() and numbers.max() <= limits.max:  # astype would wrap silently
+                    return numbers.astype(DTYPES[datatype])
     flat = _flatten(data, name)
     if len(flat) != count:
         raise Invalid(
@@ -235,6 +244,20 @@ def decode_json(name: str, datatype: str, data: Any, count: int) -> np.ndarray:
         return np.array(flat, dtype=DTYPES[datatype])
     except OverflowError as exc:
         raise Invalid(f"input {name!r} has a value out of the {datatype} range; use INT64 or FP64") from exc
+
+
+def _numbers(data: Any) -> np.ndarray | None:
+    """``data`` as a flat array when it is a list of numbers or an evenly nested list of them, else None
+    (text, null, booleans alone, uneven nesting: the checked path says what is wrong)."""
+    if not isinstance(data, list):
+        return None
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError):  # uneven nesting
+        return None
+    if array.dtype.kind not in "fi":
+        return None
+    return array.reshape(-1)
 
 
 def _flatten(data: Any, name: str) -> list[Any]:

@@ -52,6 +52,12 @@ def test_json_data_flat_and_nested_row_major() -> None:
     assert decode_json("x", "BOOL", [True, False], 2).tolist() == [True, False]
     assert decode_json("x", "BYTES", ["a", None], 2).tolist() == ["a", None]
     assert np.isnan(decode_json("x", "FP32", [None, 1.0], 2)[0])
+    # unevenly nested values are read in row-major order too (the checked path)
+    assert decode_json("x", "FP64", [[1.0, 2.0], [3.0]], 3).tolist() == [1.0, 2.0, 3.0]
+    assert decode_json("x", "FP32", [[1, 2], 3], 3).tolist() == [1.0, 2.0, 3.0]
+    assert decode_json("x", "INT64", [[1, 2], [3, 4]], 4).tolist() == [1, 2, 3, 4]
+    assert decode_json("x", "UINT64", [2**64 - 1], 1).tolist() == [2**64 - 1]
+    assert np.isnan(decode_json("x", "FP64", [[1.0, None], [2.0]], 3)[1])
 
 
 @pytest.mark.parametrize(
@@ -70,6 +76,10 @@ def test_json_data_flat_and_nested_row_major() -> None:
         ("FP64", 1.0, 1, "'data' must be a list"),
         ("UINT8", [300], 1, "out of the UINT8 range"),
         ("FP64", [True], 1, "element 0 is True (bool)"),
+        ("FP64", [[1.0, 2.0], [3.0, 4.0]], 3, "input 'x' has 4 value(s) but its shape holds 3"),
+        ("FP64", [[1.0, "a"]], 2, "element 1 is 'a' (str)"),
+        ("INT32", [[1, 2], [3, 2**40]], 4, "out of the INT32 range"),
+        ("INT64", [[1, 2], [3, 4.5]], 4, "element 3 is 4.5 (float)"),
     ],
 )
 def test_json_data_refused_with_the_input_named(datatype: str, data: Any, count: int, message: str) -> None:
