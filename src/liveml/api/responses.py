@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from liveml.ids import PredictionIds
+
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
@@ -19,7 +21,7 @@ def _default(value: Any) -> Any:
 
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray | PredictionIds):
         return value.tolist()
     if hasattr(value, "isoformat"):
         return value.isoformat()

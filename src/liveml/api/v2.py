@@ -36,6 +36,7 @@ from liveml.api.v2_tensors import (
     tensors_to_frame,
 )
 from liveml.errors import Invalid, LivemlError
+from liveml.ids import joined
 from liveml.registry import ModelVersion
 from liveml.serving.host import HostResult, ModelHost
 
@@ -152,7 +153,7 @@ def infer_response(
         "model_name": result.model,
         "model_version": str(result.version),
         "id": request.id if request.id is not None else os.urandom(16).hex(),
-        "parameters": {"prediction_ids": ",".join(result.ids)},
+        "parameters": {"prediction_ids": joined(result.ids)},
         "outputs": tensors,
     }
     header = dumps(body)

@@ -12,13 +12,16 @@ collector to walk; the flush joins arrays instead of looking into thousands of f
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from liveml.ids import ID_HEAD, PredictionIds, request_ids_array
 from liveml.monitoring.records import PredictionBatch
 from liveml.runtimes.base import Prediction
 from liveml.signature import frame_block
@@ -34,11 +37,12 @@ class ServedColumns:
     """The served requests of one ``ServedKey``, as lists of arrays to be joined at the flush."""
 
     __slots__ = ("classes", "ids", "inputs", "job_id", "latency", "micros", "model", "names", "predictions",
-                 "probas", "rows", "version")  # fmt: skip
+                 "probas", "rows", "total", "version")  # fmt: skip
 
     def __init__(self, key: ServedKey) -> None:
         self.model, self.version, _, self.names, self.classes, self.job_id = key[:6]
-        self.ids: list[str] = []
+        self.ids: list[Sequence[str]] = []  # one per request (``PredictionIds`` from the host)
+        self.total = 0  # rows in all
         self.micros: list[int] = []  # one per request
         self.latency: list[float] = []  # per row, one per request
         self.rows: list[int] = []  # rows per request
@@ -48,7 +52,8 @@ class ServedColumns:
 
     def add(self, parts: ServedParts) -> None:
         _, ids, micros, latency, block, predictions, probas = parts
-        self.ids.extend(ids)
+        self.ids.append(ids)
+        self.total += len(ids)
         self.micros.append(micros)
         self.latency.append(latency)
         self.rows.append(len(ids))
@@ -61,9 +66,10 @@ class ServedColumns:
         """Append what ``newer`` (same key) gathered after this one."""
         for name in ("ids", "micros", "latency", "rows", "inputs", "predictions", "probas"):
             getattr(self, name).extend(getattr(newer, name))
+        self.total += newer.total
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.total
 
     @property
     def hour(self) -> int:
@@ -72,15 +78,15 @@ class ServedColumns:
     def table(self) -> pa.Table:
         n = np.asarray(self.rows, dtype=np.int64)
         columns: dict[str, Any] = {
-            "prediction_id": pa.array(self.ids, pa.string()),
-            "version": pa.array(np.full(len(self.ids), self.version, np.int32)),
+            "prediction_id": _ids_array(self.ids),
+            "version": pa.array(np.full(self.total, self.version, np.int32)),
             "at": pa.array(np.repeat(np.asarray(self.micros, np.int64), n)).cast(
                 pa.timestamp("us", tz="UTC")
             ),
             "latency_ms": pa.array(np.repeat(np.asarray(self.latency, np.float32), n)),
-            "job_id": pa.nulls(len(self.ids), pa.string())
+            "job_id": pa.nulls(self.total, pa.string())
             if self.job_id is None
-            else pa.array([self.job_id] * len(self.ids), pa.string()),
+            else pa.array([self.job_id] * self.total, pa.string()),
         }
         by_column = np.concatenate(self.inputs, axis=1)
         for i, name in enumerate(self.names):
@@ -91,22 +97,28 @@ class ServedColumns:
 
     def batches(self) -> list[PredictionBatch]:
         """The same requests as ``PredictionBatch``es again (for a flush that must mix them with others)."""
-        out, start, names = [], 0, list(self.names)
+        out, names = [], list(self.names)
         for i, rows in enumerate(self.rows):
             out.append(
                 PredictionBatch(
                     self.model,
                     self.version,
                     EPOCH + timedelta(microseconds=self.micros[i]),
-                    self.ids[start : start + rows],
+                    self.ids[i],
                     pd.DataFrame(self.inputs[i].T, columns=names),
                     Prediction(self.predictions[i], self.probas[i] if self.probas else None, self.classes),
                     self.latency[i] * rows,
                     self.job_id,
                 )
             )
-            start += rows
         return out
+
+
+def _ids_array(ids: list[Sequence[str]]) -> pa.Array:
+    """The prediction-id column of requests' ids: one Arrow buffer when every request has host-made ids."""
+    if all(type(i) is PredictionIds and len(i.head) == ID_HEAD for i in ids):
+        return request_ids_array(ids)  # type: ignore[arg-type]
+    return pa.array(list(chain.from_iterable(ids)), pa.string())
 
 
 #: (key, ids, at in µs, latency per row, inputs (columns x rows), predictions, probabilities or None)
@@ -117,7 +129,7 @@ def served_parts(batch: PredictionBatch) -> ServedParts | None:
     """A served request's arrays, when it takes the columnar path (see the module's doc); else None."""
     outputs = batch.outputs
     ids = batch.prediction_ids
-    if type(outputs) is not Prediction or not isinstance(ids, tuple | list):
+    if type(outputs) is not Prediction or not isinstance(ids, PredictionIds | tuple | list):
         return None
     frame = batch.inputs
     block = _own_float_block(frame)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from liveml.errors import Invalid, LivemlError, ModelFailed, NotFound, Unavailable
+from liveml.ids import PredictionIds
 from liveml.monitoring.records import NullSink, PredictionBatch, PredictionSink
 from liveml.registry import ModelRef, ModelVersion, Registry, parse_ref
 from liveml.registry.loading import LoadedModel, Rows, load_version, to_frame
@@ -74,7 +75,7 @@ class HostResult:
     model: str
     version: int
     prediction: Prediction
-    ids: tuple[str, ...]
+    ids: Sequence[str]  #: ``PredictionIds`` from ``predict``
     latency_ms: float
 
 
@@ -352,9 +353,8 @@ class ModelHost:
         series.requests.inc()
         series.rows.inc(len(conformed))
         series.model_seconds.observe(elapsed)
-        # one random id per request (96 random bits), numbered per row: unique, and cheap for large requests
-        prefix = os.urandom(12).hex()
-        ids = tuple(f"{prefix}{i:08x}" for i in range(len(conformed)))
+        # one random head per request (96 random bits), numbered per row: no string per row made here
+        ids = PredictionIds.new(len(conformed))
         self._emit(served, conformed, prediction, ids, elapsed * 1000)
         return HostResult(served.name, served.number, prediction, ids, elapsed * 1000)
 
@@ -375,7 +375,7 @@ class ModelHost:
         served: ServedModel,
         frame: pd.DataFrame,
         prediction: Prediction,
-        ids: tuple[str, ...],
+        ids: Sequence[str],
         latency_ms: float,
     ) -> None:
         if isinstance(self.sink, NullSink):
