@@ -10,7 +10,8 @@ group, which the worker reads itself (``Source.runs``), so it decodes that row g
   from the registry once (the cluster must reach the registry: the same data home, or PostgreSQL and an
   object store). Without ``--scheduler`` it starts a local cluster of ``--workers`` processes.
 
-A few runs are in flight at a time (``_ordered``), which bounds memory whatever the input size."""
+A few runs are in flight at a time (``_ordered``), which bounds memory whatever the input size. Every
+process that scores keeps its heap between chunks (``heap.keep_heap``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol
 
 from liveml.errors import Unavailable
+from liveml.jobs.heap import keep_heap
 from liveml.jobs.scoring import ChunkOptions, ScoredChunk, score_chunk
 from liveml.jobs.sources import Chunk, Source
 from liveml.jobs.spec import JobSpec
@@ -145,6 +147,7 @@ def _score_on_dask(
     key = (*registry_env, model, version)
     loaded = _DASK_MODELS.get(key)
     if loaded is None:
+        keep_heap()  # Dask's nanny starts workers with a malloc that maps fresh pages for every array
         from liveml.registry import Registry
         from liveml.registry.loading import load_version
 
@@ -235,6 +238,7 @@ def make_engine(
     spec: JobSpec | None = None,
 ) -> Engine:
     """``spec`` lets the workers read chunks that come without their rows (``Chunk.frame`` None)."""
+    keep_heap()  # before the pool forks: its workers inherit it
     if engine == "dask":
         return DaskEngine(settings, model, options, scheduler=scheduler, workers=workers, spec=spec)
     if workers == 1:
