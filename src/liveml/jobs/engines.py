@@ -8,7 +8,9 @@ group, which the worker reads itself (``Source.runs``), so it decodes that row g
   (copy-on-write) and each run travels to a worker and its results back by pickle;
 - ``dask`` sends runs to a ``dask.distributed`` cluster; each worker process loads the pinned version
   from the registry once (the cluster must reach the registry: the same data home, or PostgreSQL and an
-  object store). Without ``--scheduler`` it starts a local cluster of ``--workers`` processes.
+  object store). Without ``--scheduler`` it starts a local cluster of ``--workers`` processes. The
+  connection (``DaskConnection``) begins before the job's process loads the model, and a warm-up task
+  has every worker load it meanwhile.
 
 A few runs are in flight at a time (``_ordered``), which bounds memory whatever the input size. Every
 process that scores keeps its heap between chunks (``heap.keep_heap``)."""
@@ -16,6 +18,7 @@ process that scores keeps its heap between chunks (``heap.keep_heap``)."""
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,6 +30,7 @@ from liveml.jobs.scoring import ChunkOptions, ScoredChunk, score_chunk
 from liveml.jobs.sources import Chunk, Source
 from liveml.jobs.spec import JobSpec
 from liveml.registry.loading import LoadedModel
+from liveml.registry.types import ModelVersion
 from liveml.settings import Settings
 
 #: one task: a chunk with its rows, or the chunks that start in one row group, without rows (``Source.runs``)
@@ -136,14 +140,8 @@ class ProcessPool:
 _DASK_MODELS: dict[tuple[str, str, str, int], LoadedModel] = {}
 
 
-def _score_on_dask(
-    registry_env: tuple[str, str],
-    model: str,
-    version: int,
-    run: Run,
-    options: ChunkOptions,
-    spec: JobSpec | None = None,
-) -> list[ScoredChunk]:
+def _dask_model(registry_env: tuple[str, str], model: str, version: int) -> LoadedModel:
+    """The version, loaded in this Dask worker once (by its first task: the warm-up or the first run)."""
     key = (*registry_env, model, version)
     loaded = _DASK_MODELS.get(key)
     if loaded is None:
@@ -156,11 +154,112 @@ def _score_on_dask(
         with Registry(settings) as registry:
             loaded = load_version(registry, registry.get(f"{model}:{version}"))
         _DASK_MODELS[key] = loaded
-    return _score_run(loaded, options, spec, run)
+    return loaded
+
+
+def _warm_on_dask(registry_env: tuple[str, str], model: str, version: int) -> None:
+    _dask_model(registry_env, model, version)
+
+
+def _score_on_dask(
+    registry_env: tuple[str, str],
+    model: str,
+    version: int,
+    run: Run,
+    options: ChunkOptions,
+    spec: JobSpec | None = None,
+) -> list[ScoredChunk]:
+    return _score_run(_dask_model(registry_env, model, version), options, spec, run)
 
 
 #: how long to wait for a Dask scheduler to answer before giving up
 CONNECT_TIMEOUT_S = 20
+
+
+class DaskConnection:
+    """A client of the job's Dask cluster (started here without ``--scheduler``), made in a background
+    thread from the moment the job knows its version: the cluster starts, and each worker imports the
+    runtime and loads the version (a warm-up task), while this process loads its own copy and plans the
+    input. ``result`` waits for it and raises what went wrong (``Unavailable`` for an unreachable
+    scheduler); ``close`` stops what was started, whether or not anyone waited."""
+
+    def __init__(
+        self, settings: Settings, version: ModelVersion, *, scheduler: str | None, workers: int
+    ) -> None:
+        self.scheduler = scheduler
+        self.requested = workers
+        self.env = (str(settings.home_path), settings.database_url or "")
+        self.version = version
+        self.client: Any = None
+        self.cluster: Any = None
+        self.workers = workers
+        self._warm: list[Any] = []  # futures held: a released future's task is cancelled
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._connect, name="liveml-dask-connect", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            self._error = Unavailable(
+                "the dask engine needs dask.distributed; install it with `pip install 'liveml[dask]'`"
+            )
+            self._error.__cause__ = exc
+            return
+        try:
+            if self.scheduler is None:
+                self.cluster = LocalCluster(
+                    n_workers=self.requested,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=":0",
+                    silence_logs=40,
+                )
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+            addresses = list(self.client.scheduler_info().get("workers", {}))
+            self.workers = max(1, len(addresses) or self.requested)
+            for address in addresses:
+                self._warm.append(
+                    self.client.submit(
+                        _warm_on_dask,
+                        self.env,
+                        self.version.model,
+                        self.version.version,
+                        workers=[address],
+                        allow_other_workers=False,
+                        pure=False,
+                    )
+                )
+        except (OSError, TimeoutError) as exc:
+            self._error = Unavailable(
+                f"cannot reach the Dask scheduler {self.scheduler!r}: {exc}; check the address and that the "
+                "scheduler runs"
+            )
+            self._error.__cause__ = exc
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> Any:
+        """The client, once connected (and the warm-up tasks submitted)."""
+        self._thread.join()
+        if self._error is not None:
+            self.close()
+            raise self._error
+        return self.client
+
+    def close(self) -> None:
+        self._thread.join()
+        self._warm.clear()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
 
 
 class DaskEngine:
@@ -173,35 +272,14 @@ class DaskEngine:
         scheduler: str | None,
         workers: int,
         spec: JobSpec | None = None,
+        connection: DaskConnection | None = None,
     ) -> None:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError as exc:
-            raise Unavailable(
-                "the dask engine needs dask.distributed; install it with `pip install 'liveml[dask]'`"
-            ) from exc
-        self.cluster: Any = None
-        try:
-            if scheduler is None:
-                self.cluster = LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=":0",
-                    silence_logs=40,
-                )
-                self.client = Client(self.cluster)
-            else:
-                self.client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
-        except (OSError, TimeoutError) as exc:
-            if self.cluster is not None:
-                self.cluster.close()
-            raise Unavailable(
-                f"cannot reach the Dask scheduler {scheduler!r}: {exc}; check the address and that the scheduler runs"
-            ) from exc
-        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or workers)
-        self.env = (str(settings.home_path), settings.database_url or "")
+        self.connection = connection or DaskConnection(
+            settings, model.version, scheduler=scheduler, workers=workers
+        )
+        self.client = self.connection.result()
+        self.workers = self.connection.workers
+        self.env = self.connection.env
         self.model = model.version
         self.options = options
         self.spec = spec
@@ -222,9 +300,7 @@ class DaskEngine:
         return _ordered(submit, lambda f: f.result(), runs, self.workers)
 
     def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        self.connection.close()
 
 
 def make_engine(
@@ -236,14 +312,24 @@ def make_engine(
     workers: int,
     scheduler: str | None,
     spec: JobSpec | None = None,
+    connection: DaskConnection | None = None,
 ) -> Engine:
-    """``spec`` lets the workers read chunks that come without their rows (``Chunk.frame`` None)."""
+    """``spec`` lets the workers read chunks that come without their rows (``Chunk.frame`` None);
+    ``connection``, for ``dask``, is a connection begun earlier (``DaskConnection``)."""
     keep_heap()  # before the pool forks: its workers inherit it
     if engine == "dask":
-        return DaskEngine(settings, model, options, scheduler=scheduler, workers=workers, spec=spec)
+        return DaskEngine(
+            settings,
+            model,
+            options,
+            scheduler=scheduler,
+            workers=workers,
+            spec=spec,
+            connection=connection,
+        )
     if workers == 1:
         return InProcess(model, options)
     return ProcessPool(model, options, workers, spec)
 
 
-__all__ = ["DaskEngine", "Engine", "InProcess", "ProcessPool", "make_engine"]
+__all__ = ["DaskConnection", "DaskEngine", "Engine", "InProcess", "ProcessPool", "make_engine"]

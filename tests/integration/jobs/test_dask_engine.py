@@ -98,3 +98,31 @@ def test_an_unreachable_scheduler_is_a_clear_error(
     with pytest.raises(Unavailable, match=r"cannot reach the Dask scheduler 'tcp://127.0.0.1:9'"):
         run_job(churn, job_id)
     assert JobStore(churn).get(job_id).status == "failed"
+
+
+def test_the_jobs_process_checks_the_pickle_policy_without_loading_the_model(
+    churn: Registry, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    """A Dask job's own process does not load the model (its workers do), but it still refuses what the
+    safe-loading policy refuses, before anything is scored, and stops the cluster it began starting."""
+    from liveml.security.pickles import PickleRefused
+
+    iris_frame.to_parquet(tmp_path / "in.parquet")
+    strict = Registry(churn.settings.model_copy(update={"pickle_policy": "strict"}))
+    try:
+        spec = JobSpec.parse(
+            {
+                "model": "churn",
+                "input": str(tmp_path / "in.parquet"),
+                "output": str(tmp_path / "o.parquet"),
+                "engine": "dask",
+                "workers": 1,
+            }
+        )
+        job_id = JobStore(strict).create(spec).id
+        with pytest.raises(PickleRefused):
+            run_job(strict, job_id)
+        assert JobStore(strict).get(job_id).status == "failed"
+        assert not (tmp_path / "o.parquet").exists()
+    finally:
+        strict.close()
