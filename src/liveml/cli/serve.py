@@ -275,6 +275,7 @@ def _run(
             ssl_certfile=_path(settings.ssl_certfile),
             ssl_keyfile=_path(settings.ssl_keyfile),
             loop=_loop(settings),
+            ws="none",  # no WebSocket routes: the websockets library is not imported
         )
         return
     from liveml.api.workers import run_workers
@@ -294,6 +295,7 @@ def _run(
         ssl_certfile=_path(settings.ssl_certfile),
         ssl_keyfile=_path(settings.ssl_keyfile),
         loop=_loop(settings),
+        ws="none",
     )
     run_workers(config, workers, after_fork=host_.after_fork, before_fork=host_.refresh)
 
