@@ -5,7 +5,8 @@ group, which the worker reads itself (``Source.runs``), so it decodes that row g
 
 - ``local`` with one worker scores in this process (no copies);
 - ``local`` with N workers forks N processes after the model is loaded, so they share its memory
-  (copy-on-write) and each run travels to a worker and its results back by pickle;
+  (copy-on-write) and each run travels to a worker by pickle, and its results back as the Arrow tables
+  the output file stores (``ScoredChunk.to_arrow``: one IPC stream each; the job's process converts none);
 - ``dask`` sends runs to a ``dask.distributed`` cluster; each worker process loads the pinned version
   from the registry once (the cluster must reach the registry: the same data home, or PostgreSQL and an
   object store). Without ``--scheduler`` it starts a local cluster of ``--workers`` processes. The
@@ -114,7 +115,7 @@ def _score_run(
 
 def _score_forked(run: Run) -> list[ScoredChunk]:
     assert _FORKED is not None, "the pool's processes are forked after the model is loaded"
-    return _score_run(*_FORKED, run)
+    return [chunk.to_arrow() for chunk in _score_run(*_FORKED, run)]
 
 
 class ProcessPool:
@@ -171,7 +172,10 @@ def _score_on_dask(
     options: ChunkOptions,
     spec: JobSpec | None = None,
 ) -> list[ScoredChunk]:
-    return _score_run(_dask_model(registry_env, model, version), options, spec, run)
+    return [
+        chunk.to_arrow()
+        for chunk in _score_run(_dask_model(registry_env, model, version), options, spec, run)
+    ]
 
 
 #: how long to wait for a Dask scheduler to answer before giving up

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from liveml.errors import Invalid, Unavailable, first_line
-from liveml.jobs.scoring import ID_COLUMN
+from liveml.jobs.scoring import ID_COLUMN, output_table
 
 OutputFormat = Literal["parquet", "csv"]
 #: an open output segment is closed (made durable) after this many seconds: the most work a killed job redoes
@@ -131,14 +131,16 @@ class Staging:
             if path.name.endswith(".tmp") or (number.isdigit() and int(number) >= chunks_done):
                 path.unlink(missing_ok=True)
 
-    def write(self, index: int, output: pd.DataFrame, errors: pd.DataFrame) -> None:
+    def write(self, index: int, output: pd.DataFrame | pa.Table, errors: pd.DataFrame) -> None:
+        """Chunk ``index``'s output (a frame, or the table a worker made of it: ``ScoredChunk.to_arrow``)."""
         try:
             if len(errors):
                 _atomic_parquet(errors, self.errors_part(index))
+            table = output if isinstance(output, pa.Table) else output_table(output)
             if not self.segments:
-                _atomic_parquet(output, self.part(index))
+                _atomic_parquet(table, self.part(index))
                 return
-            self._append(index, pa.Table.from_pandas(output, preserve_index=False), len(output) + len(errors))
+            self._append(index, table, len(output) + len(errors))
         except OSError as exc:
             raise Unavailable(
                 f"cannot write chunk {index} to {self.folder}: {first_line(exc)}; check the disk and that nothing "
@@ -146,7 +148,6 @@ class Staging:
             ) from exc
 
     def _append(self, index: int, table: pa.Table, rows_in: int) -> None:
-        table = table.replace_schema_metadata(None)
         if self._writer is not None and not table.schema.equals(self._writer.schema):
             try:  # e.g. a chunk whose rows all failed: its empty prediction column has another type
                 table = table.select(self._writer.schema.names).cast(self._writer.schema)
@@ -218,9 +219,9 @@ def encoding(schema: pa.Schema) -> dict[str, Any]:
     }
 
 
-def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+def _atomic_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     pq.write_table(table, tmp, **encoding(table.schema))
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())

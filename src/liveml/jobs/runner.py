@@ -273,7 +273,8 @@ def _emit(
         assert frame is not None
         rows = logged_rows(result.scored, chosen)
         inputs = frame.loc[rows, model.signature.input_names].reset_index(drop=True)
-    output = result.output if chosen is None else result.output[chosen]
+    frame = result.output_frame()
+    output = frame if chosen is None else frame[chosen]
     outputs = output.drop(columns=[*job.spec.keep, "model_version", "prediction_id"])
     outputs = outputs[[c for c in outputs.columns if not str(c).startswith("shap_")]]  # not predictions
     sink.emit_batch(

@@ -6,7 +6,8 @@ and gives the same bytes."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,8 @@ class ChunkOptions:
 class ScoredChunk:
     index: int
     first_row: int
-    output: pd.DataFrame
+    #: the output rows: a frame as scored, or the Arrow table the output file stores (``to_arrow``)
+    output: pd.DataFrame | pa.Table
     #: input rows that failed validation: ``row`` (position in the whole input), kept columns, ``error``
     errors: pd.DataFrame
     #: which rows of the chunk were scored (the others are in ``errors``)
@@ -47,6 +49,51 @@ class ScoredChunk:
     seconds: float
     #: the inputs of the rows for the prediction log (``ChunkOptions.log_inputs``), in output order
     logged: pd.DataFrame | None = None
+
+    def to_arrow(self) -> ScoredChunk:
+        """The chunk with its output as the Arrow table the output file stores: what a worker process
+        sends back, so that the job's process, which writes every chunk, converts none of them. Pickled,
+        the table travels as one Arrow IPC stream (a copy of its buffers; read back without one)."""
+        if isinstance(self.output, pa.Table):
+            return self
+        return replace(self, output=output_table(self.output))
+
+    def output_frame(self) -> pd.DataFrame:
+        """The output rows as a frame, as ``score_chunk`` made it (the prediction ids Arrow-backed)."""
+        if isinstance(self.output, pd.DataFrame):
+            return self.output
+        table = self.output
+        if ID_COLUMN not in table.column_names:
+            return table.to_pandas()
+        frame = table.drop_columns([ID_COLUMN]).to_pandas()
+        frame[ID_COLUMN] = pd.arrays.ArrowExtensionArray(table.column(ID_COLUMN))
+        return frame[table.column_names]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if isinstance(self.output, pa.Table):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, self.output.schema) as writer:
+                writer.write_table(self.output)
+            state["output"] = _IPC(sink.getvalue().to_pybytes())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["output"], _IPC):
+            state["output"] = pa.ipc.open_stream(state["output"].data).read_all()
+        self.__dict__.update(state)
+
+
+@dataclass(frozen=True)
+class _IPC:
+    """An Arrow table as pickled inside a ``ScoredChunk``: one IPC stream."""
+
+    data: bytes
+
+
+def output_table(frame: pd.DataFrame) -> pa.Table:
+    """A chunk's output frame as the table the output file stores (no pandas metadata)."""
+    return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
 
 
 def log_mask(uid: str, index: int, rows: int, rate: float) -> np.ndarray | None:
@@ -158,6 +205,7 @@ __all__ = [
     "check_columns",
     "log_mask",
     "logged_rows",
+    "output_table",
     "prediction_ids",
     "score_chunk",
 ]

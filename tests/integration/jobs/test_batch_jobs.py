@@ -9,6 +9,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from liveml import Registry
@@ -239,6 +240,42 @@ def test_process_pool_gives_the_same_output(churn: Registry, customers: Path, tm
     assert one.status == two.status == "succeeded"
     a, b = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "two.parquet")
     pd.testing.assert_frame_equal(a.drop(columns="prediction_id"), b.drop(columns="prediction_id"))
+
+
+def test_pool_workers_send_arrow_tables_and_log_every_row(
+    churn: Registry, customers: Path, tmp_path: Path
+) -> None:
+    """With 2 workers reading their own row groups, the output (a file and a folder of parts) and the
+    prediction log are what one process gives; a pool worker's results are Arrow tables."""
+    from liveml.jobs import engines
+    from liveml.jobs.scoring import ChunkOptions
+    from liveml.registry.loading import load_version
+
+    fields = {"keep": ["customer_id"], "proba": True, "chunk_rows": 150, "log_sample": 1.0}
+    logs, outputs = {}, {}
+    for workers in (1, 2):
+        sink = MemorySink(capacity=10_000)
+        for out in (f"{tmp_path}/w{workers}.parquet", f"{tmp_path}/w{workers}-parts/"):
+            job = _job(churn, input=str(customers), output=out, workers=workers, **fields)
+            assert run_job(churn, job, sink=sink).status == "succeeded"
+            outputs[out] = pd.read_parquet(out).drop(columns="prediction_id")
+        logs[workers] = sorted(
+            (r.inputs["sepal_length"], r.outputs["prediction"], r.job_id is not None) for r in sink.records
+        )
+    assert logs[1] == logs[2] and len(logs[2]) == 3000
+    one = outputs[f"{tmp_path}/w1.parquet"]
+    for name, frame in outputs.items():
+        pd.testing.assert_frame_equal(frame, one, obj=name)
+    # what a forked worker runs, called here: the chunks come back with Arrow outputs
+    model = load_version(churn, churn.get("churn@production"))
+    options = ChunkOptions(uid="0123456789abcdef", keep=("customer_id",), proba=False)
+    engines._FORKED = (model, options, None)
+    try:
+        run = [engines.Chunk(0, 0, pd.read_parquet(customers).head(10), 10)]
+        (chunk,) = engines._score_forked(run)
+    finally:
+        engines._FORKED = None
+    assert isinstance(chunk.output, pa.Table) and chunk.output.num_rows == 10
 
 
 def test_claims_cancel_and_bad_requests(churn: Registry, customers: Path, tmp_path: Path) -> None:
