@@ -34,6 +34,9 @@ class Sampler(threading.Thread):
         self.peak_one = 0
         self.peak_pss = 0
         self.max_procs = 0
+        #: last CPU seconds (user+sys) seen per process of the tree: unlike ``/usr/bin/time``, this counts
+        #: processes that are not waited for by the command (a Dask fork server's workers)
+        self.cpu: dict[int, float] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -51,6 +54,8 @@ class Sampler(threading.Thread):
                             continue
                         info = q.memory_full_info()  # rss, and pss from /proc/PID/smaps_rollup
                         rss = info.rss
+                        times = q.cpu_times()
+                        self.cpu[q.pid] = times.user + times.system
                     except psutil.Error:
                         continue
                     total += rss
@@ -104,6 +109,8 @@ def measure(
         "largest_proc_rss_mib": sampler.peak_one / 2**20,
         "tree_peak_pss_mib": sampler.peak_pss / 2**20,
         "procs": sampler.max_procs,
+        # sampled every 0.1 s: misses each process's last moments, but sees every process of the tree
+        "tree_cpu_s": sum(sampler.cpu.values()),
         **parse_time_v(stderr),
     }
     if proc.returncode != 0:
