@@ -343,6 +343,9 @@ def main() -> None:
     p.add_argument("--large-codes", default="new", help="base,new or new: who runs the large suite")
     p.add_argument("--large-engines", default="local,dask", help="the engines the large suite runs")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--sample-interval", type=float, default=0.1, help="seconds between samples of the process tree"
+    )
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "/tmp/liveml-batch-bench"))
     p.add_argument("--scratch", default="/tmp/liveml-batch-bench/scratch")
     p.add_argument("--skip", default="", type=lambda v: set(filter(None, v.split(","))))

@@ -117,7 +117,12 @@ class Bench:
             for name, rows, cmd, kw in specs:
                 if kw.get("before"):
                     kw["before"]()
-                r = measure(cmd, {**self.env, **kw.get("env", {})}, kw.get("extra_pids"))
+                r = measure(
+                    cmd,
+                    {**self.env, **kw.get("env", {})},
+                    kw.get("extra_pids"),
+                    interval=getattr(self.a, "sample_interval", 0.1),
+                )
                 r["rows_per_s"] = rows / r["wall_s"]
                 r["round"] = i + 1
                 runs[name].append(r)

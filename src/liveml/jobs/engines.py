@@ -195,17 +195,22 @@ _FRAMEWORKS = {
 
 
 @contextmanager
-def _forkserver(version: ModelVersion) -> Iterator[None]:
-    """While a local cluster starts: its worker processes forked from one server process that imported
-    Dask, liveml's scoring code, the version's runtime and its library once, rather than each spawned
-    worker importing them all again (~3 s of CPU per worker for a scikit-learn forest, on the cores the
-    job itself needs: 2 workers were warm after ~7 s spawned, ~3.5 s forked). Where there is no fork
-    server (Windows, macOS), workers spawn as Dask's default has them."""
+def _local_cluster(version: ModelVersion) -> Iterator[None]:
+    """Dask's settings while the job's own local cluster starts (its workers take them with them):
+
+    - on Linux, worker processes forked from one server process that imported Dask, liveml's scoring
+      code, the version's runtime and its library once, rather than each spawned worker importing them all
+      again (~3 s of CPU per worker for a scikit-learn forest, on the cores the job itself needs: 2
+      workers were warm after ~7 s spawned, ~3.5 s forked); elsewhere (no fork server) they spawn;
+    - no statistical profiler in the workers (a thread that takes the GIL 100 times a second to sample
+      the scoring thread, for a dashboard that a job's cluster does not show)."""
     import dask
     from distributed.utils import get_mp_context
 
+    config: dict[str, Any] = {"distributed.worker.profile.enabled": False}
     if sys.platform != "linux" or "forkserver" not in multiprocessing.get_all_start_methods():
-        yield
+        with dask.config.set(config):
+            yield
         return
     from liveml.runtimes import get_runtime
 
@@ -214,7 +219,8 @@ def _forkserver(version: ModelVersion) -> Iterator[None]:
     except LivemlError:
         runtime = "liveml.runtimes"
     preload = ["distributed", __name__, runtime, *filter(None, [_FRAMEWORKS.get(version.format)])]
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+    config["distributed.worker.multiprocessing-method"] = "forkserver"
+    with dask.config.set(config):
         # Dask sets its own list the first time it asks for the context; ours replaces it (a server
         # already running keeps what it has)
         get_mp_context().set_forkserver_preload(preload)
@@ -254,7 +260,7 @@ class DaskConnection:
             return
         try:
             if self.scheduler is None:
-                with _forkserver(self.version):
+                with _local_cluster(self.version):
                     self.cluster = LocalCluster(
                         n_workers=self.requested,
                         threads_per_worker=1,
