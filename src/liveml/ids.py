@@ -3,7 +3,8 @@
 A served request gets ``PredictionIds``: 24 random hex digits (96 bits) and the row number in 8 hex digits,
 kept as the head and a count, so a request of many rows builds no string per row on the predict path. The
 response joins them in one step (``joined``), and the prediction log builds the whole id column of a segment
-as one Arrow buffer (``hex_ids``), as batch jobs do for theirs.
+as one Arrow buffer (``hex_ids``; batch jobs write theirs with it too: the job's uid, then the row number in
+16 hex digits).
 """
 
 from __future__ import annotations

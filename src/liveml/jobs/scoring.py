@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from liveml.errors import Invalid, LivemlError, ModelFailed, first_line
+from liveml.ids import hex_ids
 from liveml.registry.loading import LoadedModel
 
 #: the columns every output has after the kept ones and the predictions
@@ -113,20 +114,10 @@ def logged_rows(scored: np.ndarray, chosen: np.ndarray | None) -> np.ndarray:
     return rows
 
 
-#: each byte's two hex digits, as the uint16 whose little-endian bytes they are
-_HEX_PAIRS = np.array([int.from_bytes(f"{b:02x}".encode(), "little") for b in range(256)], dtype="<u2")
-
-
 def prediction_ids(uid: str, rows: np.ndarray) -> pa.StringArray:
     """``uid`` (16 hex digits, one per job) then the input row number (16 hex digits): unique, and the
     same however often the job is resumed. Built as one Arrow buffer (no Python string per row)."""
-    rows = np.asarray(rows, dtype=np.uint64)
-    data = np.empty((len(rows), 32), dtype=np.uint8)
-    data[:, :16] = np.frombuffer(uid.encode("ascii"), dtype=np.uint8)
-    big_endian = rows.astype(">u8").view(np.uint8).reshape(len(rows), 8)  # most significant byte first
-    data[:, 16:] = _HEX_PAIRS[big_endian].view(np.uint8).reshape(len(rows), 16)
-    offsets = np.arange(0, 32 * (len(rows) + 1), 32, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return hex_ids(np.frombuffer(uid.encode("ascii"), dtype=np.uint8), rows, 16)
 
 
 def check_columns(model: LoadedModel, columns: list[str], keep: tuple[str, ...], where: str) -> None:
