@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -265,18 +265,7 @@ def _run(
 
     if workers == 1:
         app = create_app(host_, context=context, on_ready=announce)
-        uvicorn.run(
-            app,
-            host=settings.server_host,
-            port=settings.server_port,
-            log_level=log_level.lower(),
-            access_log=log_level.lower() == "debug",
-            timeout_graceful_shutdown=30,
-            ssl_certfile=_path(settings.ssl_certfile),
-            ssl_keyfile=_path(settings.ssl_keyfile),
-            loop=_loop(settings),
-            ws="none",  # no WebSocket routes: the websockets library is not imported
-        )
+        uvicorn.run(app, **_server_options(settings, log_level))
         return
     from liveml.api.workers import run_workers
 
@@ -286,26 +275,32 @@ def _run(
     announce()
     error_console().print(f"{workers} worker processes")
     config = uvicorn.Config(
-        create_app(host_, context=context, start_host=False),
-        host=settings.server_host,
-        port=settings.server_port,
-        log_level=log_level.lower(),
-        access_log=log_level.lower() == "debug",
-        timeout_graceful_shutdown=30,
-        ssl_certfile=_path(settings.ssl_certfile),
-        ssl_keyfile=_path(settings.ssl_keyfile),
-        loop=_loop(settings),
-        ws="none",
+        create_app(host_, context=context, start_host=False), **_server_options(settings, log_level)
     )
     run_workers(config, workers, after_fork=host_.after_fork, before_fork=host_.refresh)
+
+
+def _server_options(settings: Settings, log_level: str) -> dict[str, Any]:
+    """uvicorn's options, the same with one process or several."""
+    return {
+        "host": settings.server_host,
+        "port": settings.server_port,
+        "log_level": log_level.lower(),
+        "access_log": log_level.lower() == "debug",
+        "timeout_graceful_shutdown": 30,
+        "ssl_certfile": _path(settings.ssl_certfile),
+        "ssl_keyfile": _path(settings.ssl_keyfile),
+        "loop": _loop(settings),
+        "ws": "none",  # no WebSocket routes: the websockets library is not imported
+    }
 
 
 def _loop(settings: Settings) -> str:
     """uvicorn's loop name for the configured event loop.
 
     `auto` is asyncio's own loop: under full load uvloop left the first request of most connections in a
-    burst of new ones waiting 0.5-1.4 s (a burst of 64 on a busy core; asyncio accepted them all at once
-    and answered them within the usual queueing time, at the same throughput; docs/benchmarks.md).
+    burst of new ones waiting 0.5-1.4 s (it accepts one connection per turn of its loop); asyncio accepts
+    them all at once, for ~4% more CPU per single-row request (docs/benchmarks.md).
     """
     return "asyncio" if settings.server_loop == "auto" else settings.server_loop
 
