@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from liveml.cli import startup
 from liveml.cli.context import open_registry, settings_of
 from liveml.cli.render import console, error_console, print_json, table, when
 from liveml.jobs.launch import spawn_runner
@@ -73,8 +74,18 @@ def summary(job: Job) -> str:
 
 
 def run_in_foreground(registry: Registry, job: Job, *, quiet: bool = False) -> Job:
-    with progress_bar(f"job {job.id} {job.ref}", quiet=quiet) as update:
-        done = run_job(registry, job.id, progress=update)
+    startup.hold()  # until the job reports its first progress: the model is loaded by then
+    try:
+        with progress_bar(f"job {job.id} {job.ref}", quiet=quiet) as update:
+
+            def progress(rows: int, total: int | None) -> None:
+                startup.release()
+                if update is not None:
+                    update(rows, total)
+
+            done = run_job(registry, job.id, progress=progress)
+    finally:
+        startup.release()
     if not quiet or done.status != "succeeded":
         error_console().print(summary(done), highlight=False)
     return done

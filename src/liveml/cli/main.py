@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from liveml import __version__
+from liveml.cli import startup
 from liveml.cli.lazy import lazy_group
 from liveml.cli.render import error_console
 from liveml.errors import Invalid, LivemlError, first_problem
@@ -87,6 +88,7 @@ def root(
     ] = False,
 ) -> None:
     """liveml: a self-hosted, versioned, monitored prediction service for trained models."""
+    startup.release()  # the command's modules are imported: the collector is back on for its work
     try:
         ctx.obj = Settings(home=home) if home is not None else Settings()
     except ValidationError as exc:
@@ -98,7 +100,10 @@ def root(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every expected failure is one line on stderr and an exit code, never a traceback."""
+    """Run the CLI; every expected failure is one line on stderr and an exit code, never a traceback.
+    Without ``argv`` this is the ``liveml`` process, which starts without the garbage collector (``startup``)."""
+    if argv is None:
+        startup.begin()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="liveml", standalone_mode=False)
