@@ -126,3 +126,52 @@ def test_the_jobs_process_checks_the_pickle_policy_without_loading_the_model(
         assert not (tmp_path / "o.parquet").exists()
     finally:
         strict.close()
+
+
+def test_runs_alternate_over_the_workers_each_with_its_next_run_waiting(
+    churn: Registry, cluster: str, iris_frame: pd.DataFrame
+) -> None:
+    """Dask gives a task to a worker when it is submitted; the engine gives each run to the worker with the
+    fewest runs in flight (two each: one running, one waiting), so the workers take turns and neither
+    waits for the job's process to submit its next. The pin is loose: Dask may still move a waiting run
+    to a worker that is idle."""
+    from liveml.jobs.engines import DaskEngine
+    from liveml.jobs.scoring import ChunkOptions
+    from liveml.jobs.sources import Chunk
+    from liveml.registry.loading import load_version
+
+    model = load_version(churn, churn.get("churn"))
+    rows = iris_frame.drop(columns=["target"]).assign(id=range(len(iris_frame)))
+    runs = [
+        [Chunk(i, i * 15, rows.iloc[i * 15 : (i + 1) * 15].reset_index(drop=True), 15)] for i in range(10)
+    ]
+    engine = DaskEngine(
+        churn.settings,
+        model,
+        ChunkOptions(uid="0123456789abcdef", keep=("id",), proba=False),
+        scheduler=cluster,
+        workers=2,
+    )
+    asked: list[tuple[int, list[str] | None, bool]] = []
+    submit = engine.client.submit
+
+    def recorded(function: object, *args: object, **kwargs: object) -> object:
+        run = args[3]
+        asked.append((run[0].index, kwargs.get("workers"), kwargs.get("allow_other_workers")))
+        return submit(function, *args, **kwargs)
+
+    engine.client.submit = recorded
+    try:
+        addresses = sorted(engine.connection.slots())
+        scored = list(engine.map(iter(runs)))
+    finally:
+        engine.close()
+    assert [chunk.index for chunk in scored] == list(range(10))
+    assert [chunk.output.column("id").to_pylist() for chunk in scored] == [
+        list(range(i * 15, (i + 1) * 15)) for i in range(10)
+    ]
+    assert [index for index, _, _ in asked] == list(range(10))
+    placed = [workers[0] for _, workers, _ in asked if workers]
+    assert len(placed) == 10 and sorted(set(placed)) == addresses
+    assert all(placed[i] != placed[i + 1] for i in range(9))  # they take turns
+    assert all(loose for _, _, loose in asked)
