@@ -18,6 +18,7 @@ process that scores keeps its heap between chunks (``heap.keep_heap``)."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import sys
 import threading
@@ -35,6 +36,8 @@ from liveml.jobs.spec import JobSpec
 from liveml.registry.loading import LoadedModel
 from liveml.registry.types import ModelVersion
 from liveml.settings import Settings
+
+log = logging.getLogger("liveml.jobs")
 
 #: one task: a chunk with its rows, or the chunks that start in one row group, without rows (``Source.runs``)
 Run = Sequence[Chunk]
@@ -196,36 +199,44 @@ _FRAMEWORKS = {
 }
 
 
-@contextmanager
-def _local_cluster(version: ModelVersion) -> Iterator[None]:
-    """Dask's settings while the job's own local cluster starts (its workers take them with them):
-
-    - on Linux, worker processes forked from one server process that imported Dask, liveml's scoring
-      code, the version's runtime and its library once, rather than each spawned worker importing them all
-      again (~3 s of CPU per worker for a scikit-learn forest, on the cores the job itself needs: 2
-      workers were warm after ~7 s spawned, ~3.5 s forked); elsewhere (no fork server) they spawn;
-    - no statistical profiler in the workers (a thread that takes the GIL 100 times a second to sample
-      the scoring thread, for a dashboard that a job's cluster does not show)."""
-    import dask
-    from distributed.utils import get_mp_context
-
-    config: dict[str, Any] = {"distributed.worker.profile.enabled": False}
+def _start_fork_server(version: ModelVersion) -> bool:
+    """On Linux, start the server process a local cluster's workers are forked from, importing Dask,
+    liveml's scoring code, the version's runtime and its library once (``liveml.jobs.forkserver`` first:
+    without the garbage collector), rather than each spawned worker importing them all again (~3 s of
+    CPU per worker for a scikit-learn forest, on the cores the job itself needs: 2 workers were warm after
+    ~7 s spawned, ~3.5 s forked). Started before this process imports Dask, so both import at once.
+    False where there is no fork server (the workers then spawn). A server already running keeps what it
+    imported."""
     if sys.platform != "linux" or "forkserver" not in multiprocessing.get_all_start_methods():
-        with dask.config.set(config):
-            yield
-        return
+        return False
+    from multiprocessing import forkserver
+
     from liveml.runtimes import get_runtime
 
     try:
         runtime = get_runtime(version.format).__module__
     except LivemlError:
         runtime = "liveml.runtimes"
-    preload = ["distributed", __name__, runtime, *filter(None, [_FRAMEWORKS.get(version.format)])]
-    config["distributed.worker.multiprocessing-method"] = "forkserver"
+    framework = _FRAMEWORKS.get(version.format)
+    preload = ["liveml.jobs.forkserver", "distributed", __name__, runtime, *filter(None, [framework])]
+    # Dask sets its own list when it first asks for the context; a server already running keeps ours
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    forkserver.ensure_running()
+    return True
+
+
+@contextmanager
+def _local_cluster(forked: bool) -> Iterator[None]:
+    """Dask's settings while the job's own local cluster starts (its workers take them with them): workers
+    forked from the fork server (``_start_fork_server``) where there is one, and no statistical profiler
+    in the workers (a thread that takes the GIL 100 times a second to sample the scoring thread, for a
+    dashboard that a job's cluster does not show)."""
+    import dask
+
+    config: dict[str, Any] = {"distributed.worker.profile.enabled": False}
+    if forked:
+        config["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(config):
-        # Dask sets its own list the first time it asks for the context; ours replaces it (a server
-        # already running keeps what it has)
-        get_mp_context().set_forkserver_preload(preload)
         yield
 
 
@@ -252,6 +263,12 @@ class DaskConnection:
         self._thread.start()
 
     def _connect(self) -> None:
+        forked = False
+        if self.scheduler is None:
+            try:
+                forked = _start_fork_server(self.version)
+            except OSError as exc:  # the workers spawn instead
+                log.warning("no fork server for the Dask workers (%s); they start on their own", exc)
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
@@ -262,7 +279,7 @@ class DaskConnection:
             return
         try:
             if self.scheduler is None:
-                with _local_cluster(self.version):
+                with _local_cluster(forked):
                     self.cluster = LocalCluster(
                         n_workers=self.requested,
                         threads_per_worker=1,
