@@ -269,6 +269,9 @@ class DaskConnection:
                 forked = _start_fork_server(self.version)
             except OSError as exc:  # the workers spawn instead
                 log.warning("no fork server for the Dask workers (%s); they start on their own", exc)
+            except BaseException as exc:  # e.g. multiprocessing refusing to start processes here
+                self._error = exc
+                return
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:

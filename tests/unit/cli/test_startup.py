@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.unit.cli.conftest import Cli
 
 
@@ -77,17 +79,16 @@ _WATCH = """
 """
 
 
-def test_the_liveml_process_holds_the_collector_while_it_starts(
-    cli: Cli, model_files: dict[str, Path], tmp_path: Path
-) -> None:
-    home = _home_with_model(cli, model_files, tmp_path)
-    out = tmp_path / "scores.parquet"
-    seen = _python(
+def _watched_batch_run(home: Path, rows: Path, out: Path, *, as_process: bool) -> dict:
+    """``liveml batch run`` in a fresh interpreter, as the ``liveml`` process (``main()`` reading
+    ``sys.argv``) or as a function call (``main([...])``), with the collector watched."""
+    argv = ["batch", "run", "iris", "--input", str(rows), "--output", str(out)]
+    call = f"sys.argv = {['liveml', *argv]!r}; main()" if as_process else f"main({argv!r})"
+    return _python(
         _WATCH
         + f"""
-    sys.argv = ["liveml", "batch", "run", "iris", "--input", {str(model_files["rows"])!r}, "--output", {str(out)!r}]
     try:
-        main()  # no arguments: the liveml process itself
+        {call}
     except SystemExit as exit:
         seen["code"] = exit.code
     seen["after"] = gc.isenabled()
@@ -96,37 +97,27 @@ def test_the_liveml_process_holds_the_collector_while_it_starts(
     """,
         home,
     )
-    assert seen["code"] == 0
+
+
+@pytest.mark.parametrize("as_process", [True, False], ids=["liveml-process", "main-as-a-function"])
+def test_the_collector_while_a_batch_run_starts(
+    cli: Cli, model_files: dict[str, Path], tmp_path: Path, as_process: bool
+) -> None:
+    """The ``liveml`` process holds the collector off while the job loads the model, and has it back on
+    from the first progress report, with the start-up's objects frozen; called as a function, the CLI
+    leaves the caller's collector as it was."""
+    home = _home_with_model(cli, model_files, tmp_path)
+    out = tmp_path / "scores.parquet"
+    seen = _watched_batch_run(home, model_files["rows"], out, as_process=as_process)
+    assert seen["code"] == 0 and out.exists()
     assert seen["before"] is True
-    assert seen["loading"] is False  # off while the job loads the model
-    assert seen["progress"] and all(seen["progress"])  # back on from the first progress report
+    assert seen["loading"] is not as_process
+    assert seen["progress"] and all(seen["progress"])
     assert seen["after"] is True
-    assert seen["frozen"] > 10_000  # the start-up's objects, out of the collector's way
-    assert out.exists()
-
-
-def test_main_called_as_a_function_leaves_the_collector_alone(
-    cli: Cli, model_files: dict[str, Path], tmp_path: Path
-) -> None:
-    home = _home_with_model(cli, model_files, tmp_path)
-    out = tmp_path / "scores.parquet"
-    seen = _python(
-        _WATCH
-        + f"""
-    try:
-        main(["batch", "run", "iris", "--input", {str(model_files["rows"])!r}, "--output", {str(out)!r}])
-    except SystemExit as exit:
-        seen["code"] = exit.code
-    seen["after"] = gc.isenabled()
-    seen["frozen"] = gc.get_freeze_count()
-    print(json.dumps(seen))
-    """,
-        home,
-    )
-    assert seen["code"] == 0
-    assert seen["loading"] is True and all(seen["progress"]) and seen["after"] is True
-    assert seen["frozen"] == 0
-    assert out.exists()
+    if as_process:
+        assert seen["frozen"] > 10_000  # out of the collector's way
+    else:
+        assert seen["frozen"] == 0
 
 
 def test_the_collector_is_back_on_for_other_commands_and_after_a_failed_start(
