@@ -66,7 +66,7 @@ def _ordered(
     for run in runs:
         in_flight.append((submit(run), len(run)))
         chunks += len(run)
-        if len(in_flight) > workers + queued - 1 and chunks >= 2 * workers:
+        if len(in_flight) >= workers + queued and chunks >= 2 * workers:
             done, size = in_flight.popleft()
             chunks -= size
             yield from result(done)
@@ -257,6 +257,8 @@ class DaskConnection:
         self.client: Any = None
         self.cluster: Any = None
         self.workers = workers
+        #: the connected workers' addresses, each with its number of threads (``slots``)
+        self._slots: dict[str, int] = {}
         self._warm: list[Any] = []  # futures held: a released future's task is cancelled
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._connect, name="liveml-dask-connect", daemon=True)
@@ -294,9 +296,10 @@ class DaskConnection:
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
-            addresses = list(self.client.scheduler_info().get("workers", {}))
-            self.workers = max(1, len(addresses) or self.requested)
-            for address in addresses:
+            info = self.client.scheduler_info().get("workers", {})
+            self._slots = {address: max(1, int(w.get("nthreads") or 1)) for address, w in info.items()}
+            self.workers = max(1, len(self._slots) or self.requested)
+            for address in self._slots:
                 self._warm.append(
                     self.client.submit(
                         _warm_on_dask,
@@ -327,9 +330,10 @@ class DaskConnection:
         return self.client
 
     def slots(self) -> dict[str, int]:
-        """The connected workers' addresses, each with its number of threads (empty if none is known)."""
-        info = self.result().scheduler_info().get("workers", {})
-        return {address: max(1, int(worker.get("nthreads") or 1)) for address, worker in info.items()}
+        """The workers' addresses when it connected, each with its number of threads (empty if none was
+        known)."""
+        self.result()
+        return dict(self._slots)
 
     def close(self) -> None:
         self._thread.join()

@@ -27,7 +27,6 @@ from liveml.jobs.store import HEARTBEAT_S, JobStopped, JobStore
 from liveml.monitoring.records import NullSink, PredictionBatch, PredictionSink
 from liveml.registry.loading import LoadedModel, load_version
 from liveml.registry.registry import Registry
-from liveml.registry.types import ModelVersion
 
 log = logging.getLogger("liveml.jobs")
 
@@ -105,7 +104,10 @@ def _run(
             registry.settings, version, scheduler=spec.scheduler, workers=spec.workers
         )
     try:  # until the engine owns the connection
-        model = _model(registry, version, spec.engine)
+        # for Dask, checked but not loaded: the workers load their own, and this process needs only its
+        # signature (saves the runtime's imports and the unpickling, ~1.4 s of CPU for the benchmark's
+        # forest, while the workers it shares the machine with are starting)
+        model = load_version(registry, version, load=spec.engine != "dask")
         staging = Staging(job_dir(registry.settings, job.id) / "parts", segments=not is_folder(spec.output))
         durable = staging.recover(job.chunks_done)
         source = Source(spec)
@@ -214,25 +216,6 @@ def _run(
         f"{counters['errors']} rows failed validation; see {errors_path}" if counters["errors"] else None,
     )
     staging.remove()
-
-
-def _model(registry: Registry, version: ModelVersion, engine: str) -> LoadedModel:
-    """The version in this process: loaded where this process (or the pool it forks) scores. For Dask it
-    is checked as ``load_version`` checks it (the artifact's sha256, the pickle policy) but not loaded: the
-    workers load their own, and this process needs only its signature. That saves this process the
-    runtime's imports and the unpickling (~1.4 s of CPU for the benchmark's forest) while the workers it
-    shares the machine with are starting."""
-    if engine != "dask":
-        return load_version(registry, version)
-    from liveml.runtimes import get_runtime
-    from liveml.security.pickles import check_loadable
-
-    runtime_cls = get_runtime(version.format)
-    policy = registry.settings.pickle_policy
-    check_loadable(runtime_cls, policy, options=version.runtime_options, what=version.ref)
-    path = registry.artifact_path(version)
-    check_loadable(runtime_cls, policy, path=path, options=version.runtime_options, what=version.ref)
-    return LoadedModel(version, runtime_cls(path, version.runtime_options))
 
 
 def workers_read_input(spec: JobSpec, source: Source) -> bool:

@@ -68,12 +68,16 @@ def to_frame(rows: Rows) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def load_version(registry: Registry, version: ModelVersion, *, compiled: bool = False) -> LoadedModel:
+def load_version(
+    registry: Registry, version: ModelVersion, *, compiled: bool = False, load: bool = True
+) -> LoadedModel:
     """Load a version; with ``compiled``, its compiled form when it has one (else the original).
 
     The artifact is verified against its sha256 first, and the safe-loading policy (``pickle_policy``)
     is checked before it is read: under ``strict`` a pickle-based original is refused, though its
-    compiled ONNX form (checked equal to it at push) still loads."""
+    compiled ONNX form (checked equal to it at push) still loads. With ``load=False`` the original is
+    checked the same way but not read (its runtime loads on first use): for a process that needs the
+    version's signature while others score with it."""
     policy = registry.settings.pickle_policy
     if compiled and version.compiled is not None:
         try:
@@ -91,7 +95,8 @@ def load_version(registry: Registry, version: ModelVersion, *, compiled: bool = 
     path = registry.artifact_path(version)
     check_loadable(runtime_cls, policy, path=path, options=version.runtime_options, what=version.ref)
     runtime = runtime_cls(path, version.runtime_options)
-    runtime.load()
+    if load:
+        runtime.load()
     return LoadedModel(version, runtime)
 
 
