@@ -175,3 +175,46 @@ def test_runs_alternate_over_the_workers_each_with_its_next_run_waiting(
     assert len(placed) == 10 and sorted(set(placed)) == addresses
     assert all(placed[i] != placed[i + 1] for i in range(9))  # they take turns
     assert all(loose for _, _, loose in asked)
+
+
+@pytest.mark.parametrize(
+    ("problem", "succeeds"),
+    [(OSError("no room for another process"), True), (RuntimeError("processes cannot start here"), False)],
+    ids=["os-error-workers-spawn", "other-error-fails-the-job"],
+)
+def test_a_fork_server_that_cannot_start(
+    churn: Registry,
+    tmp_path: Path,
+    iris_frame: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+    problem: BaseException,
+    succeeds: bool,
+) -> None:
+    """Without a fork server a local cluster's workers start on their own; an error multiprocessing raises
+    instead (e.g. a script without the ``__main__`` guard) is the job's error, named, and the job is
+    recorded as failed with nothing written."""
+
+    def refuse(version: object) -> bool:
+        raise problem
+
+    monkeypatch.setattr("liveml.jobs.engines._start_fork_server", refuse)
+    iris_frame.drop(columns=["target"]).to_parquet(tmp_path / "in.parquet")
+    spec = JobSpec.parse(
+        {
+            "model": "churn",
+            "input": str(tmp_path / "in.parquet"),
+            "output": str(tmp_path / "o.parquet"),
+            "engine": "dask",
+            "workers": 1,
+        }
+    )
+    job_id = JobStore(churn).create(spec).id
+    if succeeds:
+        assert run_job(churn, job_id).status == "succeeded"
+        assert len(pd.read_parquet(tmp_path / "o.parquet")) == len(iris_frame)
+    else:
+        with pytest.raises(RuntimeError, match="processes cannot start here"):
+            run_job(churn, job_id)
+        assert JobStore(churn).get(job_id).status == "failed"
+        assert "processes cannot start here" in (JobStore(churn).get(job_id).message or "")
+        assert not (tmp_path / "o.parquet").exists()
